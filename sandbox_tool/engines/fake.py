@@ -1,0 +1,49 @@
+"""An engine that runs nothing: for testing the tool and agent layers without processes.
+
+>>> from sandbox_tool.result import ExecutionResult
+>>> engine = FakeEngine(lambda code, inputs, options: ExecutionResult(result=42, engine="fake"))
+
+The handler returns an ``ExecutionResult`` or raises a ``SandboxError``, exactly
+as a real engine would; ``calls`` records every request.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sandbox_tool.engines.base import Engine, EngineInfo
+from sandbox_tool.options import ExecutionOptions
+from sandbox_tool.result import ExecutionResult
+
+__all__ = ["FakeEngine", "Handler"]
+
+Handler = Callable[[str, Any, ExecutionOptions], ExecutionResult | Awaitable[ExecutionResult]]
+
+
+class FakeEngine(Engine):
+    """Answers every execution with ``handler(code, inputs, options)`` (sync or async)."""
+
+    name = "fake"
+    security_level = 0
+    summary = "runs nothing: answers with a handler; for tests"
+
+    def __init__(self, handler: Handler) -> None:
+        super().__init__()
+        self.handler = handler
+        self.calls: list[tuple[str, Any, ExecutionOptions]] = []
+
+    @classmethod
+    def probe(cls, interpreter: str | None = None) -> EngineInfo:
+        return EngineInfo(cls.name, True, cls.security_level, "test double; runs nothing")
+
+    async def execute(self, code: str, inputs: Any, options: ExecutionOptions) -> ExecutionResult:
+        self.calls.append((code, inputs, options))
+        answer = self.handler(code, inputs, options)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        assert isinstance(answer, ExecutionResult)
+        if not answer.engine:
+            answer = answer.model_copy(update={"engine": self.name})
+        return answer

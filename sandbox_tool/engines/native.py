@@ -1,0 +1,182 @@
+"""The native engine: the runner in a plain subprocess with OS resource limits.
+
+Security level 5. **Not a security boundary.** The code runs as the caller's
+user, sees the caller's whole filesystem with the caller's permissions, and
+can use the network; the import and builtins policies only steer well-meaning
+code and give good error messages.
+
+What it does stop or contain:
+
+- runaway resources: ``RLIMIT_AS`` (memory), ``RLIMIT_CPU``, ``RLIMIT_FSIZE``,
+  ``RLIMIT_NOFILE``, no core dumps, and ``RLIMIT_NPROC`` where the OS honours
+  it (not for root; for other users it counts every process of the user);
+- time: a wall-clock timeout kills the whole process tree, setsid'd
+  descendants included (the runner's supervisor is the child subreaper);
+- leftovers: every process the code started is killed when it ends, and its
+  working directory is removed;
+- the host's environment: the code gets only ``env_vars`` and what Python
+  needs, never the caller's variables (API keys stay out).
+
+What it does not stop: reading or writing any file the caller can, network
+access, signalling the caller's other processes, ptrace, anything a Python
+guard cannot see (``ctypes``, subclass walks). Use the ``process`` engine
+(namespaces, landlock, seccomp) or a VM engine for untrusted code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from sandbox_tool.engines import fontcache
+from sandbox_tool.engines.base import Engine, EngineInfo
+from sandbox_tool.engines.launch import run_runner
+from sandbox_tool.engines.outcome import Outcome, build_outcome
+from sandbox_tool.engines.workspace import Workspace
+from sandbox_tool.errors import EngineUnavailable
+from sandbox_tool.options import ExecutionOptions
+from sandbox_tool.result import ExecutionResult
+from sandbox_tool.runner import protocol
+
+__all__ = ["NativeEngine", "runner_request", "sandbox_env"]
+
+RUNNER_PARENT = str(Path(__file__).resolve().parent.parent)
+"""The directory holding the ``runner`` package, put on the runner's sys.path."""
+
+# Host variables that are hardware knobs, not secrets: old OpenBLAS builds
+# crash or compute wrong results on some CPUs without them.
+_PASSTHROUGH = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def sandbox_env(ws: Workspace, options: ExecutionOptions) -> dict[str, str]:
+    """The whole environment of the code: nothing from the host but ``_PASSTHROUGH``."""
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(ws.work),
+        "TMPDIR": str(ws.tmp),
+        "XDG_CACHE_HOME": str(ws.tmp / ".cache"),
+        "XDG_CONFIG_HOME": str(ws.tmp / ".config"),
+        "MPLCONFIGDIR": str(ws.meta / protocol.MPLCONFIG_DIR),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        # one thread per BLAS: predictable memory, and no spinning when threads
+        # are refused (FIELD_NOTES 1-2)
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "NUMEXPR_NUM_THREADS": "1",
+    }
+    env.update({k: os.environ[k] for k in _PASSTHROUGH if k in os.environ})
+    env.update(options.env_vars)
+    return env
+
+
+def runner_request(
+    code: str, inputs: Any, options: ExecutionOptions, ws: Workspace
+) -> dict[str, Any]:
+    """The JSON request the runner reads on stdin (see ``runner.protocol``)."""
+    return {
+        "code": code,
+        "inputs": inputs,
+        "max_result_bytes": options.max_output_bytes,
+        "limits": {
+            "memory_bytes": options.memory_mb * 1024 * 1024,
+            "cpu_seconds": options.cpu_limit_seconds,
+            "file_bytes": options.max_file_mb * 1024 * 1024,
+            "open_files": 1024,
+            "processes": options.max_processes,
+        },
+        "import_policy": {
+            "unlisted": options.import_policy.unlisted,
+            "allow": sorted(options.import_policy.allow),
+            "deny": sorted(options.import_policy.deny),
+        },
+        "builtins_policy": {
+            "deny": sorted(options.builtins_policy.deny),
+            "restrict_open": options.builtins_policy.restrict_open,
+        },
+        "paths": {"work": str(ws.work), "tmp": str(ws.tmp), "meta": str(ws.meta)},
+    }
+
+
+class NativeEngine(Engine):
+    """The runner in a subprocess with rlimits: fast, portable, **not a security boundary**.
+
+    >>> engine = NativeEngine()                      # the current interpreter
+    >>> engine = NativeEngine(interpreter="/usr/bin/python3", work_root=Path("/tmp"))
+    """
+
+    name = "native"
+    security_level = 5
+    summary = (
+        "subprocess with rlimits (memory, CPU, file size, open files, processes where the OS "
+        "honours them), a clean environment, a wall-clock kill of the whole process tree and "
+        "a fresh work dir; NOT a security boundary: the code can read and write the caller's "
+        "files, use the network and signal the caller's processes"
+    )
+
+    def __init__(self, interpreter: str | None = None, *, work_root: Path | None = None) -> None:
+        super().__init__(interpreter)
+        self.work_root = work_root
+        self._font_cache: Path | None = None
+        self._started = False
+
+    @classmethod
+    def probe(cls, interpreter: str | None = None) -> EngineInfo:
+        python = interpreter or sys.executable
+        if os.name != "posix":
+            return EngineInfo(cls.name, False, cls.security_level, "needs a POSIX system (fork)")
+        if not (os.path.isfile(python) and os.access(python, os.X_OK)):
+            return EngineInfo(cls.name, False, cls.security_level, f"{python} is not executable")
+        limits = "rlimits" if sys.platform.startswith(("linux", "darwin")) else "no rlimits"
+        return EngineInfo(
+            cls.name,
+            True,
+            cls.security_level,
+            f"subprocess of {python} with {limits}; not a security boundary",
+        )
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        info = self.probe(self.interpreter)
+        if not info.available:
+            raise EngineUnavailable(f"native engine: {info.reason}", engine=self.name)
+        self._font_cache = await asyncio.to_thread(fontcache.warm, self.interpreter)
+        self._started = True
+
+    def degraded(self, options: ExecutionOptions) -> list[str]:
+        """Limits this engine cannot apply here, with the reason."""
+        notes = []
+        if not options.network:
+            notes.append("network: the native engine cannot turn the network off")
+        if sys.platform.startswith("linux") and os.geteuid() == 0:
+            notes.append("max_processes: RLIMIT_NPROC does not apply to root")
+        elif not sys.platform.startswith("linux"):
+            notes.append("max_processes: RLIMIT_NPROC is not set outside Linux")
+        return notes
+
+    async def execute(self, code: str, inputs: Any, options: ExecutionOptions) -> ExecutionResult:
+        await self.start()
+        ws = await asyncio.to_thread(
+            Workspace.create, self.work_root, options.files, self._font_cache
+        )
+        try:
+            run = await run_runner(
+                [self.interpreter, "-I", "-B", "-c", protocol.BOOTSTRAP, RUNNER_PARENT],
+                runner_request(code, inputs, options, ws),
+                env=sandbox_env(ws, options),
+                cwd=str(ws.work),
+                timeout=options.timeout,
+                max_output_bytes=options.max_output_bytes,
+            )
+            report = ws.read_worker_report(4 * options.max_output_bytes + (1 << 20))
+            artifacts, truncated = ws.collect_artifacts(options.max_artifact_bytes)
+        finally:
+            await asyncio.to_thread(ws.cleanup)
+        return build_outcome(
+            Outcome(run, report, artifacts, truncated, self.name, options, self.degraded(options))
+        )

@@ -1,0 +1,155 @@
+"""The per-execution directory tree on the host, and the artifacts it yields.
+
+::
+
+    <root>/work    the code's working directory (and HOME); exposed files go here
+    <root>/tmp     TMPDIR and XDG cache/config dirs
+    <root>/meta    the runner's private files: worker report, figures, MPLCONFIGDIR
+
+Everything is removed by :meth:`Workspace.cleanup`.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sandbox_tool.engines import fontcache
+from sandbox_tool.result import Artifact
+from sandbox_tool.runner.protocol import FIGURES_DIR, MPLCONFIG_DIR, WORKER_REPORT
+
+__all__ = ["Workspace"]
+
+MAX_ARTIFACT_FILES = 100
+_EXTRA_TYPES = {
+    ".csv": "text/csv",
+    ".md": "text/markdown",
+    ".parquet": "application/vnd.apache.parquet",
+}
+
+
+def _mime_type(name: str) -> str:
+    ext = os.path.splitext(name)[1].lower()
+    return _EXTRA_TYPES.get(ext) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def _read_regular(path: str, limit: int) -> bytes | None:
+    """Read a regular file without following symlinks; None if not one or larger than ``limit``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)
+        return data if len(data) <= limit else None
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Workspace:
+    root: Path
+    exposed: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def work(self) -> Path:
+        return self.root / "work"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    @property
+    def meta(self) -> Path:
+        return self.root / "meta"
+
+    @classmethod
+    def create(
+        cls, parent: Path | None, files: dict[str, Path], font_cache: Path | None
+    ) -> Workspace:
+        root = Path(tempfile.mkdtemp(prefix="sandbox-tool-", dir=parent))
+        ws = cls(root)
+        try:
+            for sub in (ws.work, ws.tmp, ws.meta, ws.meta / FIGURES_DIR):
+                sub.mkdir(mode=0o700)
+            fontcache.seed(font_cache, ws.meta / MPLCONFIG_DIR)
+            for name, src in files.items():
+                dest = ws.work / name
+                shutil.copyfile(src, dest)
+                dest.chmod(0o444)
+                st = dest.stat()
+                ws.exposed[name] = (st.st_size, st.st_mtime_ns)
+        except BaseException:
+            ws.cleanup()
+            raise
+        return ws
+
+    def read_worker_report(self, limit: int) -> bytes | None:
+        return _read_regular(str(self.meta / WORKER_REPORT), limit)
+
+    def collect_artifacts(self, max_bytes: int) -> tuple[list[Artifact], bool]:
+        """Captured figures, then files the code created or changed in its work dir.
+
+        Symlinks and special files are skipped (they could point at host files).
+        Returns the artifacts and whether some were left out.
+        """
+        candidates: list[tuple[str, str, str]] = []  # (name, path, kind)
+        figures = self.meta / FIGURES_DIR
+        if figures.is_dir():
+            nums = sorted(figures.iterdir(), key=lambda p: (len(p.name), p.name))
+            candidates += [(p.name, str(p), "figure") for p in nums]
+        for dirpath, dirnames, filenames in os.walk(self.work, followlinks=False):
+            dirnames.sort()
+            for fname in sorted(filenames):
+                path = os.path.join(dirpath, fname)
+                rel = os.path.relpath(path, self.work)
+                if rel in self.exposed:
+                    try:
+                        st = os.lstat(path)
+                    except OSError:
+                        continue
+                    if (st.st_size, st.st_mtime_ns) == self.exposed[rel]:
+                        continue
+                candidates.append((rel, path, "file"))
+
+        artifacts: list[Artifact] = []
+        truncated = False
+        budget = max_bytes
+        names: set[str] = set()
+        for name, path, kind in candidates:
+            if len(artifacts) >= MAX_ARTIFACT_FILES:
+                truncated = True
+                break
+            data = _read_regular(path, budget)
+            if data is None:
+                truncated = truncated or (os.path.isfile(path) and not os.path.islink(path))
+                continue
+            budget -= len(data)
+            while name in names:
+                name = f"_{name}"
+            names.add(name)
+            artifacts.append(Artifact(name=name, mime_type=_mime_type(name), data=data, kind=kind))
+        return artifacts, truncated
+
+    def cleanup(self) -> None:
+        """Remove the tree, even where the code took away its own write permission."""
+        try:
+            os.chmod(self.root, 0o700)
+        except OSError:
+            return
+        for dirpath, dirnames, _ in os.walk(self.root):
+            for name in dirnames:
+                try:
+                    os.chmod(os.path.join(dirpath, name), 0o700, follow_symlinks=False)
+                except OSError:
+                    pass
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,86 @@
+"""Per-execution options: limits, policies, environment and files."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from sandbox_tool.policies import BuiltinsPolicy, ImportPolicy
+
+__all__ = ["ExecutionOptions"]
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Variables the engines set themselves; a caller may not override them.
+_RESERVED_ENV = frozenset(
+    {"PATH", "HOME", "TMPDIR", "MPLBACKEND", "MPLCONFIGDIR", "PYTHONHOME", "PYTHONPATH"}
+)
+
+
+class ExecutionOptions(BaseModel):
+    """Limits and policies for one execution. Defaults suit a data-analysis snippet.
+
+    >>> ExecutionOptions(timeout=5, memory_mb=512).cpu_seconds
+    30.0
+
+    Invalid values raise ``pydantic.ValidationError`` (a ``ValueError``) naming the field.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    memory_mb: int = Field(default=1024, ge=128, le=1024 * 1024)
+    """Address-space limit of the code's process in MiB (``RLIMIT_AS``: virtual, not
+    resident memory; numpy+pandas+matplotlib loaded take about 250 MiB of it)."""
+    cpu_seconds: float = Field(default=30.0, gt=0, le=24 * 3600)
+    """CPU time the code may use, in seconds (``RLIMIT_CPU``, rounded up to whole seconds)."""
+    timeout: float = Field(default=30.0, gt=0, le=24 * 3600)
+    """Wall-clock limit in seconds; past it the whole process tree is killed."""
+    import_policy: ImportPolicy = Field(default_factory=ImportPolicy.default)
+    """Which modules the user's code may import (policy, not a security boundary)."""
+    builtins_policy: BuiltinsPolicy = Field(default_factory=BuiltinsPolicy)
+    """Which builtins the user's code may call (policy, not a security boundary)."""
+    env_vars: dict[str, str] = Field(default_factory=dict)
+    """Environment variables given to the code. Nothing else from the host is passed."""
+    max_output_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024**3)
+    """stdout and stderr together; past it the code is stopped with ``OutputLimitExceeded``.
+    Also the largest JSON ``result`` kept (a larger one comes back as a shortened repr)."""
+    max_processes: int = Field(default=32, ge=1, le=4096)
+    """Processes and threads the code may have at once (where the engine can enforce it)."""
+    max_file_mb: int = Field(default=256, ge=1, le=1024 * 1024)
+    """Largest file the code may write, in MiB (``RLIMIT_FSIZE``)."""
+    max_artifact_bytes: int = Field(default=50 * 1024 * 1024, ge=0, le=1024**3)
+    """Total size of the artifacts returned; files past it are left out and flagged."""
+    network: bool = False
+    """Let the code use the network. Off by default; the native engine cannot enforce
+    "off" and reports so."""
+    files: dict[str, Path] = Field(default_factory=dict)
+    """Host files exposed read-only to the code, in its working directory under the key's
+    name: ``{"sales.csv": Path("/data/sales-2024.csv")}``."""
+
+    @field_validator("env_vars")
+    @classmethod
+    def _check_env(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, val in value.items():
+            if not _ENV_NAME.match(key):
+                raise ValueError(f"{key!r} is not a valid environment variable name")
+            if key in _RESERVED_ENV:
+                raise ValueError(f"{key} is set by the engine and cannot be overridden")
+            if "\0" in val:
+                raise ValueError(f"the value of {key} contains a NUL byte")
+        return value
+
+    @field_validator("files")
+    @classmethod
+    def _check_files(cls, value: dict[str, Path]) -> dict[str, Path]:
+        for name, path in value.items():
+            if not name or "/" in name or "\\" in name or name in {".", ".."} or "\0" in name:
+                raise ValueError(f"{name!r} is not a plain file name (no directories)")
+            if not path.is_file():
+                raise ValueError(f"{path} (exposed as {name!r}) is not a readable file")
+        return value
+
+    @property
+    def cpu_limit_seconds(self) -> int:
+        """The CPU limit as the whole seconds ``RLIMIT_CPU`` takes."""
+        return max(1, int(-(-self.cpu_seconds // 1)))

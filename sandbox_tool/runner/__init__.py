@@ -1,0 +1,26 @@
+"""The in-sandbox runner: the only code of ours that runs inside a sandbox.
+
+Standard library only, so it runs on any interpreter (3.10+) without
+sandbox_tool installed there. Engines start it as::
+
+    python -I -B -c BOOTSTRAP <dir holding this package> <control fd>
+
+with the request (JSON) on stdin, the pipes for the code's stdout and stderr
+on fds 1 and 2, and the host's control pipe on the given fd.
+
+Two processes, so that nothing the code does can lose or forge the outcome:
+
+- the **supervisor** (:mod:`.supervisor`) reads the request, forks the worker,
+  waits for it, kills whatever it left behind (it is the child subreaper on
+  Linux, so daemonised grandchildren come back to it), and writes its report,
+  exit status, signal, peak memory and CPU time, on the control pipe, which the worker
+  closed before running any user code;
+- the **worker** (:mod:`.worker`) applies the limits and policies, runs the
+  code, converts the result, saves the figures and writes its own report to a
+  file in the execution's private directory.
+
+The host trusts the supervisor's report for what happened to the process
+(killed by CPU limit, memory, a signal) and reads the worker's report for what
+the code produced. Code that forges the worker's report only lies about its
+own result.
+"""

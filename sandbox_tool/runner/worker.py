@@ -1,0 +1,253 @@
+"""The runner's worker: applies limits and policies, runs the code, reports.
+
+It runs in a child of the supervisor and always ends with ``os._exit``: the
+user's ``atexit`` handlers and finalisers do not get to run after the report.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import linecache
+import os
+import sys
+import traceback
+import types
+from typing import Any, NoReturn
+
+from . import guards, mplbackend
+from .convert import convert_result, safe_repr
+from .protocol import (
+    FIGURES_DIR,
+    KIND_BUILTIN,
+    KIND_EXCEPTION,
+    KIND_EXIT,
+    KIND_IMPORT,
+    KIND_MEMORY,
+    KIND_SYNTAX,
+    USER_FILENAME,
+    WORKER_REPORT,
+)
+from .supervisor import prctl
+
+_PR_SET_DUMPABLE = 4
+_MPL_BACKEND = "module://runner.mplbackend"
+
+
+class _Paths:
+    def __init__(self, paths: dict[str, str]) -> None:
+        self.work = paths["work"]
+        self.tmp = paths["tmp"]
+        self.meta = paths["meta"]
+
+
+def _isolate_descriptors(control_fd: int) -> None:
+    """Drop the supervisor's control pipe and give the code an empty stdin."""
+    prctl(_PR_SET_DUMPABLE, 1)
+    try:
+        os.close(control_fd)
+    except OSError:
+        pass
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    os.setpgid(0, 0)
+
+
+def _count_processes_of(uid: int) -> int:
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    count += len(os.listdir(f"/proc/{entry}/task"))
+            except OSError:
+                continue
+    return count
+
+
+def _apply_limits(limits: dict[str, int | None]) -> None:
+    import resource
+
+    def set_limit(which: int, value: int) -> None:
+        _, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(which, (value, value if which != resource.RLIMIT_CPU else hard))
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if limits.get("memory_bytes"):
+        set_limit(resource.RLIMIT_AS, int(limits["memory_bytes"] or 0))
+    if limits.get("file_bytes"):
+        set_limit(resource.RLIMIT_FSIZE, int(limits["file_bytes"] or 0))
+    if limits.get("open_files"):
+        set_limit(resource.RLIMIT_NOFILE, int(limits["open_files"] or 0))
+    if limits.get("processes") and os.getuid() != 0 and sys.platform.startswith("linux"):
+        # RLIMIT_NPROC counts every task of the real uid on the machine (FIELD_NOTES 6)
+        budget = _count_processes_of(os.getuid()) + int(limits["processes"] or 0)
+        set_limit(resource.RLIMIT_NPROC, budget)
+    cpu = limits.get("cpu_seconds")
+    if cpu:
+        # soft limit: SIGXCPU kills the process; the hard limit one second later: SIGKILL
+        resource.setrlimit(resource.RLIMIT_CPU, (int(cpu), int(cpu) + 1))
+
+
+def _write_report(meta: str, report: dict[str, Any]) -> None:
+    data = json.dumps(report).encode()
+    path = os.path.join(meta, WORKER_REPORT)
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _user_frames(tb: types.TracebackType | None) -> list[traceback.FrameSummary]:
+    return [f for f in traceback.extract_tb(tb) if f.filename == USER_FILENAME]
+
+
+def _error_report(exc: BaseException) -> dict[str, Any]:
+    """Describe an exception from the user's code, traceback trimmed to its frames."""
+    frames = _user_frames(exc.__traceback__)
+    only = "".join(traceback.format_exception_only(type(exc), exc)).rstrip("\n")
+    lines = []
+    if frames:
+        lines.append("Traceback (most recent call last):")
+        lines.extend(s.rstrip("\n") for s in traceback.format_list(frames))
+    lines.append(only)
+    lineno: int | None = frames[-1].lineno if frames else None
+    line: str | None = frames[-1].line if frames else None
+    kind = KIND_EXCEPTION
+    extra: dict[str, Any] = {}
+    if isinstance(exc, SyntaxError) and not frames:
+        kind = KIND_SYNTAX
+        lineno, line = exc.lineno, (exc.text or "").rstrip("\n") or None
+        extra["offset"] = exc.offset
+    elif isinstance(exc, guards.ImportNotAllowedError):
+        kind, extra["module"] = KIND_IMPORT, exc.module
+    elif isinstance(exc, guards.BuiltinNotAllowedError):
+        kind, extra["name"] = KIND_BUILTIN, exc.builtin
+    elif isinstance(exc, MemoryError):
+        kind = KIND_MEMORY
+    elif isinstance(exc, SystemExit):
+        kind = KIND_EXIT
+    try:
+        message = str(exc)
+    except BaseException:  # noqa: BLE001 - a hostile __str__
+        message = "<message unavailable>"
+    return {
+        "status": "error",
+        "kind": kind,
+        "exception": type(exc).__name__,
+        "message": message,
+        "traceback": "\n".join(lines),
+        "lineno": lineno,
+        "line": line.strip() if line else None,
+        **extra,
+    }
+
+
+def _split_last_expression(code: str) -> tuple[types.CodeType, types.CodeType | None]:
+    """Compile the code; the last statement separately when it is an expression."""
+    tree = ast.parse(code, USER_FILENAME, "exec")
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body[-1].value)
+        tree.body.pop()
+    body = compile(tree, USER_FILENAME, "exec", dont_inherit=True)
+    return body, compile(last, USER_FILENAME, "eval", dont_inherit=True) if last else None
+
+
+def _flush_all() -> None:
+    for stream in {
+        id(s): s for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
+    }.values():
+        try:
+            if stream is not None:
+                stream.flush()
+        except BaseException:  # noqa: BLE001 - replaced or closed streams
+            pass
+
+
+def _capture_figures() -> str | None:
+    if "matplotlib.pyplot" not in sys.modules:
+        return None
+    try:
+        mplbackend.capture_open_figures()
+    except BaseException as exc:  # noqa: BLE001 - report, do not lose the result
+        return f"could not capture figures: {type(exc).__name__}: {exc}"
+    return None
+
+
+def run(request: dict[str, Any], control_fd: int) -> NoReturn:
+    """Run one request in this (forked) process and exit."""
+    paths = _Paths(request["paths"])
+    _isolate_descriptors(control_fd)
+    os.chdir(paths.work)
+    # a reserve released on MemoryError so the report can still be written
+    reserve: bytearray | None = bytearray(512 * 1024)
+    try:
+        _apply_limits(request.get("limits", {}))
+        rules = request["import_policy"]
+        guards.install_import_guard(
+            guards.ImportRules(rules["unlisted"], rules["allow"], rules["deny"])
+        )
+        bpol = request["builtins_policy"]
+        user_builtins = guards.user_builtins(
+            bpol["deny"], bpol["restrict_open"], [paths.work, paths.tmp]
+        )
+        os.environ["MPLBACKEND"] = _MPL_BACKEND
+        mplbackend.configure(os.path.join(paths.meta, FIGURES_DIR))
+
+        code: str = request["code"]
+        linecache.cache[USER_FILENAME] = (len(code), None, code.splitlines(True), USER_FILENAME)
+        main = types.ModuleType("__main__")
+        main.__dict__.update({"__builtins__": user_builtins, "inputs": request.get("inputs")})
+        sys.modules["__main__"] = main
+        sys.argv = [""]
+    except BaseException as exc:  # noqa: BLE001 - the runner itself failed
+        _write_report(
+            paths.meta, {"status": "runner_error", "message": f"{type(exc).__name__}: {exc}"}
+        )
+        _flush_all()
+        os._exit(71)
+
+    report: dict[str, Any]
+    try:
+        body, last = _split_last_expression(code)
+        exec(body, main.__dict__)
+        value = eval(last, main.__dict__) if last is not None else None
+        if "result" in main.__dict__:
+            value = main.__dict__["result"]
+        report = {"status": "ok", **convert_result(value, int(request["max_result_bytes"]))}
+    except SystemExit as exc:
+        if exc.code in (None, 0):
+            value = main.__dict__.get("result")
+            report = {"status": "ok", **convert_result(value, int(request["max_result_bytes"]))}
+        else:
+            report = _error_report(exc)
+    except BaseException as exc:  # noqa: BLE001 - everything the code raises is reported
+        reserve = None
+        report = _error_report(exc)
+    del reserve
+    figure_error = _capture_figures()
+    if figure_error:
+        report["figure_error"] = figure_error
+    _flush_all()
+    try:
+        _write_report(paths.meta, report)
+    except BaseException as exc:  # noqa: BLE001 - last resort: a minimal report
+        try:
+            _write_report(
+                paths.meta,
+                {
+                    "status": "runner_error",
+                    "message": f"could not write the report: {safe_repr(exc)}",
+                },
+            )
+        except BaseException:  # noqa: BLE001
+            pass
+    os._exit(0)

@@ -1,0 +1,153 @@
+"""``PythonSandbox``: the front door. Chooses an engine, validates calls, runs code."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from sandbox_tool.engines import ENGINES, Engine, EngineInfo, probe_all
+from sandbox_tool.errors import EngineUnavailable, UsageError
+from sandbox_tool.options import ExecutionOptions
+from sandbox_tool.result import ExecutionResult
+
+__all__ = ["PythonSandbox", "create_default_sandbox", "run_sync"]
+
+T = TypeVar("T")
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion from synchronous code, even inside a running loop
+    (then in a helper thread with its own loop)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sandbox-tool") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def _choose(interpreter: str | None) -> tuple[type[Engine], list[EngineInfo]]:
+    infos = probe_all(interpreter)
+    for info in infos:
+        if info.available:
+            return ENGINES[info.name], [i for i in infos if i.security_level > info.security_level]
+    reasons = "; ".join(f"{i.name}: {i.reason}" for i in infos)
+    raise EngineUnavailable(f"no engine can run on this host ({reasons})")
+
+
+class PythonSandbox:
+    """Runs Python code on one engine.
+
+    >>> sandbox = PythonSandbox()                       # the strongest engine available
+    >>> sandbox = PythonSandbox(engine="native")        # by name
+    >>> res = sandbox.execute_sync("result = 6 * 7")    # doctest: +SKIP
+    >>> res.result                                      # doctest: +SKIP
+    42
+
+    ``passed_over`` lists the stronger engines that were not chosen, each with
+    the reason it cannot run here.
+    """
+
+    def __init__(
+        self,
+        engine: Engine | str = "auto",
+        *,
+        interpreter: str | None = None,
+        options: ExecutionOptions | None = None,
+    ) -> None:
+        self.passed_over: list[EngineInfo] = []
+        if isinstance(engine, Engine):
+            self.engine = engine
+        elif engine == "auto":
+            cls, self.passed_over = _choose(interpreter)
+            self.engine = _instantiate(cls, interpreter)
+        elif engine in ENGINES:
+            info = ENGINES[engine].probe(interpreter)
+            if not info.available:
+                raise EngineUnavailable(f"{engine} engine: {info.reason}", engine=engine)
+            self.engine = _instantiate(ENGINES[engine], interpreter)
+        else:
+            known = ", ".join(["auto", *ENGINES])
+            raise UsageError(f"unknown engine {engine!r}; choose one of: {known}")
+        self.default_options = options or ExecutionOptions()
+
+    @property
+    def engine_name(self) -> str:
+        return self.engine.name
+
+    async def start(self) -> PythonSandbox:
+        """Warm the engine up now rather than on the first execution."""
+        await self.engine.start()
+        return self
+
+    async def execute(
+        self,
+        code: str,
+        inputs: Any = None,
+        options: ExecutionOptions | dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """Run ``code``; ``inputs`` (JSON-serialisable) is the variable ``inputs`` there.
+
+        Returns an :class:`ExecutionResult` or raises a
+        :class:`~sandbox_tool.errors.SandboxError` carrying the output produced so far.
+        """
+        opts = self._check(code, inputs, options)
+        return await self.engine.execute(code, inputs, opts)
+
+    def execute_sync(
+        self,
+        code: str,
+        inputs: Any = None,
+        options: ExecutionOptions | dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """:meth:`execute` for code without an event loop."""
+        return run_sync(self.execute(code, inputs, options))
+
+    async def aclose(self) -> None:
+        await self.engine.aclose()
+
+    async def __aenter__(self) -> PythonSandbox:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _check(
+        self, code: Any, inputs: Any, options: ExecutionOptions | dict[str, Any] | None
+    ) -> ExecutionOptions:
+        if not isinstance(code, str):
+            raise UsageError(f"code must be a str, not {type(code).__name__}")
+        if "\0" in code:
+            raise UsageError("code contains a NUL byte")
+        try:
+            json.dumps(inputs, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"inputs must be JSON-serialisable: {exc}") from exc
+        if options is None:
+            return self.default_options
+        if isinstance(options, ExecutionOptions):
+            return options
+        try:
+            return ExecutionOptions.model_validate(options)
+        except ValidationError as exc:
+            raise UsageError(f"invalid options: {exc}") from exc
+
+
+def _instantiate(cls: type[Engine], interpreter: str | None) -> Engine:
+    return cls(interpreter=interpreter)
+
+
+async def create_default_sandbox(
+    interpreter: str | None = None, *, options: ExecutionOptions | None = None
+) -> PythonSandbox:
+    """A started :class:`PythonSandbox` on the most secure engine available here.
+
+    ``sandbox.passed_over`` records why each stronger engine was not chosen.
+    Raises :class:`~sandbox_tool.errors.EngineUnavailable` if none can run.
+    """
+    return await PythonSandbox("auto", interpreter=interpreter, options=options).start()
