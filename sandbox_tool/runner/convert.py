@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import datetime
 import decimal
-import json
 import math
+from json import dumps, loads
 from typing import Any
 
 MAX_DEPTH = 32
@@ -18,7 +18,7 @@ REPR_CHARS = 10_000
 def _qualname(obj: Any) -> str:
     cls = type(obj)
     module = cls.__module__
-    if module == "builtins":
+    if module in {"builtins", "__main__"}:
         return cls.__qualname__
     top = module.split(".")[0]
     # numpy.float64 rather than numpy.core.multiarray.float64 (pandas likewise)
@@ -41,12 +41,12 @@ def safe_repr(obj: Any, limit: int = REPR_CHARS) -> str:
 
 def _pandas(obj: Any, name: str) -> Any:
     if name == "DataFrame":
-        split = json.loads(obj.to_json(orient="split", date_format="iso", default_handler=str))
+        split = loads(obj.to_json(orient="split", date_format="iso", default_handler=str))
         return {"columns": split["columns"], "index": split["index"], "data": split["data"]}
     if name == "Series":
         if obj.index.is_unique:
-            return json.loads(obj.to_json(orient="index", date_format="iso", default_handler=str))
-        split = json.loads(obj.to_json(orient="split", date_format="iso", default_handler=str))
+            return loads(obj.to_json(orient="index", date_format="iso", default_handler=str))
+        split = loads(obj.to_json(orient="split", date_format="iso", default_handler=str))
         return {"index": split["index"], "data": split["data"]}
     if name in {"Timestamp", "Timedelta", "Period"}:
         return obj.isoformat()
@@ -109,7 +109,7 @@ def convert_result(obj: Any, max_bytes: int) -> dict[str, Any]:
         value, truncated = None, True
     else:
         value = to_json(obj)
-        truncated = len(json.dumps(value)) > max_bytes
+        truncated = len(dumps(value)) > max_bytes
     if truncated:
         value = safe_repr(obj, max(200, min(max_bytes // 2, REPR_CHARS)))
     return {

@@ -7,6 +7,7 @@ user's ``atexit`` handlers and finalisers do not get to run after the report.
 from __future__ import annotations
 
 import ast
+import builtins
 import json
 import linecache
 import os
@@ -32,6 +33,20 @@ from .supervisor import prctl
 
 _PR_SET_DUMPABLE = 4
 _MPL_BACKEND = "module://runner.mplbackend"
+
+# Bound now: the user's code may replace module attributes (json.dumps = None)
+# before the report is written.
+_dumps = json.dumps
+_os_open, _os_write, _os_close, _os_replace, _os_getpid = (
+    os.open,
+    os.write,
+    os.close,
+    os.replace,
+    os.getpid,
+)
+_exit = os._exit
+_join = os.path.join
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
 
 
 class _Paths:
@@ -93,16 +108,16 @@ def _apply_limits(limits: dict[str, int | None]) -> None:
 
 
 def _write_report(meta: str, report: dict[str, Any]) -> None:
-    data = json.dumps(report).encode()
-    path = os.path.join(meta, WORKER_REPORT)
+    data = _dumps(report).encode()
+    path = _join(meta, WORKER_REPORT)
     tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    fd = _os_open(tmp, _CREATE_FLAGS, 0o600)
     try:
         while data:
-            data = data[os.write(fd, data) :]
+            data = data[_os_write(fd, data) :]
     finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        _os_close(fd)
+    _os_replace(tmp, path)
 
 
 def _user_frames(tb: types.TracebackType | None) -> list[traceback.FrameSummary]:
@@ -213,25 +228,33 @@ def run(request: dict[str, Any], control_fd: int) -> NoReturn:
             paths.meta, {"status": "runner_error", "message": f"{type(exc).__name__}: {exc}"}
         )
         _flush_all()
-        os._exit(71)
+        _exit(71)
 
     report: dict[str, Any]
+    me = _os_getpid()
+    real_builtins = dict(builtins.__dict__)
+    max_bytes = int(request["max_result_bytes"])
+    value: Any = None
     try:
         body, last = _split_last_expression(code)
         exec(body, main.__dict__)
         value = eval(last, main.__dict__) if last is not None else None
+        status: BaseException | None = None
+    except SystemExit as exc:
+        status = None if exc.code in (None, 0) else exc
+    except BaseException as exc:  # noqa: BLE001 - everything the code raises is reported
+        status = exc
+    if _os_getpid() != me:
+        _exit(0)  # a child the code forked that fell through: only the worker reports
+    builtins.__dict__.clear()
+    builtins.__dict__.update(real_builtins)
+    reserve = None
+    if status is None:
         if "result" in main.__dict__:
             value = main.__dict__["result"]
-        report = {"status": "ok", **convert_result(value, int(request["max_result_bytes"]))}
-    except SystemExit as exc:
-        if exc.code in (None, 0):
-            value = main.__dict__.get("result")
-            report = {"status": "ok", **convert_result(value, int(request["max_result_bytes"]))}
-        else:
-            report = _error_report(exc)
-    except BaseException as exc:  # noqa: BLE001 - everything the code raises is reported
-        reserve = None
-        report = _error_report(exc)
+        report = {"status": "ok", **convert_result(value, max_bytes)}
+    else:
+        report = _error_report(status)
     del reserve
     figure_error = _capture_figures()
     if figure_error:
@@ -250,4 +273,4 @@ def run(request: dict[str, Any], control_fd: int) -> NoReturn:
             )
         except BaseException:  # noqa: BLE001
             pass
-    os._exit(0)
+    _exit(0)

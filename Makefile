@@ -1,0 +1,37 @@
+# Two commands set everything up on a fresh machine with Python 3.10+:
+#   make demo   creates .venv, installs the project with its data-science extra, runs the demo
+#   make test   creates .venv if needed, installs the dev extra, runs the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint check clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# one stamp per extra set, redone when pyproject.toml changes
+$(VENV)/.installed-datascience: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[datascience]'
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed-datascience
+
+demo: $(VENV)/.installed-datascience
+	$(BIN)/python -m sandbox_tool.demo --out demo-output
+
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+check: lint test
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,629 @@
+"""The contract every engine must pass: subclass :class:`EngineContract` once per engine.
+
+Each test runs real code on the real engine. After every test the
+``no_leftovers`` fixture checks that the engine left no process, file
+descriptor or working directory behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import textwrap
+from pathlib import Path
+from typing import Any, ClassVar
+
+import psutil
+import pytest
+
+from sandbox_tool import (
+    BuiltinNotAllowed,
+    BuiltinsPolicy,
+    CpuLimitExceeded,
+    Engine,
+    ExecutionError,
+    ExecutionOptions,
+    ExecutionResult,
+    ImportNotAllowed,
+    ImportPolicy,
+    MemoryLimitExceeded,
+    OutputLimitExceeded,
+    PythonSandbox,
+    SandboxError,
+    Timeout,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else set()
+
+
+def _pids_in(text: str) -> list[int]:
+    return [int(line.split("=")[1]) for line in text.splitlines() if line.startswith("pid=")]
+
+
+def _dead(pid: int) -> bool:
+    try:
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
+
+
+class EngineContract:
+    """Behaviour every engine promises. Subclasses implement :meth:`make_engine`."""
+
+    #: whether the engine can cap processes for the user running the tests
+    enforces_process_limit: ClassVar[bool] = True
+    #: whether the code can fork at all (the policy is allow-all in those tests)
+    can_fork: ClassVar[bool] = True
+
+    def make_engine(self, work_root: Path) -> Engine:
+        raise NotImplementedError
+
+    # -- fixtures and helpers ---------------------------------------------------
+
+    @pytest.fixture(autouse=True)
+    def no_leftovers(self, tmp_path: Path) -> Any:
+        work_root = tmp_path / "engine-root"
+        work_root.mkdir()
+        fds_before = _fds()
+        self.sandbox = PythonSandbox(engine=self.make_engine(work_root))
+        yield
+        asyncio.run(self.sandbox.aclose())
+        assert list(work_root.iterdir()) == [], "the engine left a working directory behind"
+        me = psutil.Process()
+        living = [p for p in me.children(recursive=True) if not _dead(p.pid)]
+        assert living == [], f"processes left behind: {living}"
+        assert _fds() <= fds_before | {str(n) for n in range(3)}, "file descriptors leaked"
+
+    def run(self, code: str, inputs: Any = None, **options: Any) -> ExecutionResult:
+        return self.sandbox.execute_sync(textwrap.dedent(code), inputs, ExecutionOptions(**options))
+
+    def fail(self, error: type[SandboxError], code: str, inputs: Any = None, **options: Any) -> Any:
+        with pytest.raises(error) as info:
+            self.run(code, inputs, **options)
+        return info.value
+
+    # -- result capture and conversion ------------------------------------------
+
+    @pytest.mark.parametrize(
+        ("code", "expected"),
+        [
+            pytest.param("result = 6 * 7", 42, id="result-variable"),
+            pytest.param("x = 2\nx + 1", 3, id="last-expression"),
+            pytest.param("result = 'r'\n'last'", "r", id="result-beats-last-expression"),
+            pytest.param("x = 1", None, id="no-result"),
+            pytest.param("", None, id="empty-code"),
+            pytest.param("print('hi')", None, id="print-returns-none"),
+            pytest.param(
+                "result = {'a': [1, 2.5, None, True]}",
+                {"a": [1, 2.5, None, True]},
+                id="json-structures",
+            ),
+            pytest.param("result = (1, {2})", [1, [2]], id="tuple-and-set"),
+            pytest.param("result = {1: 'one'}", {"1": "one"}, id="non-string-keys"),
+            pytest.param("result = float('nan')", None, id="nan-is-null"),
+            pytest.param(
+                "import datetime\nresult = datetime.date(2024, 5, 1)",
+                "2024-05-01",
+                id="date-isoformat",
+            ),
+            pytest.param(
+                "class A:\n    def __repr__(self): return 'A!'\nA()", "A!", id="object-repr"
+            ),
+            pytest.param(
+                "class A:\n    def __repr__(self): raise ValueError\nresult = A()",
+                "<A object (repr failed: ValueError)>",
+                id="hostile-repr",
+            ),
+            pytest.param("result = inputs", None, id="inputs-default-none"),
+            pytest.param("result = 'héllo ✓'", "héllo ✓", id="unicode"),
+        ],
+    )
+    def test_result_capture(self, code: str, expected: Any) -> None:
+        assert self.run(code).result == expected
+
+    def test_numpy_values_are_converted(self) -> None:
+        res = self.run(
+            """
+            import numpy as np
+            result = {"mean": np.mean([1, 2, 3, 4, 5]), "arr": np.arange(3),
+                      "m": np.eye(2), "i": np.int64(7), "b": np.bool_(True)}
+            """
+        )
+        assert res.result == {
+            "mean": 3.0,
+            "arr": [0, 1, 2],
+            "m": [[1.0, 0.0], [0.0, 1.0]],
+            "i": 7,
+            "b": True,
+        }
+
+    def test_numpy_scalar_as_last_expression(self) -> None:
+        res = self.run("import numpy as np\nnp.mean([1, 2, 3, 4, 5])")
+        assert res.result == 3.0
+        assert res.result_type == "numpy.float64"
+
+    def test_pandas_values_are_converted(self) -> None:
+        res = self.run(
+            """
+            import pandas as pd
+            df = pd.DataFrame({"region": ["n", "s", "n"], "sales": [1.0, 2.0, None]})
+            result = {"df": df, "by": df.groupby("region")["sales"].sum(),
+                      "ts": pd.Timestamp("2024-01-02")}
+            """
+        )
+        assert res.result["df"] == {
+            "columns": ["region", "sales"],
+            "index": [0, 1, 2],
+            "data": [["n", 1.0], ["s", 2.0], ["n", None]],
+        }
+        assert res.result["by"] == {"n": 1.0, "s": 2.0}
+        assert res.result["ts"].startswith("2024-01-02")
+
+    def test_dataframe_repr_is_a_table(self) -> None:
+        res = self.run("import pandas as pd\npd.DataFrame({'a': [1, 2]})")
+        assert res.result_type == "pandas.DataFrame"
+        assert res.result_repr is not None and "a" in res.result_repr.splitlines()[0]
+
+    def test_huge_result_is_truncated_and_flagged(self) -> None:
+        res = self.run("result = 'x' * 50_000", max_output_bytes=4096)
+        assert res.result_truncated
+        assert isinstance(res.result, str) and len(res.result) < 50_000
+        assert "characters cut" in res.result
+
+    def test_huge_array_is_not_converted(self) -> None:
+        res = self.run("import numpy as np\nresult = np.zeros(2_000_000)", max_output_bytes=4096)
+        assert res.result_truncated and isinstance(res.result, str)
+
+    # -- output and inputs ------------------------------------------------------
+
+    def test_stdout_and_stderr(self) -> None:
+        res = self.run("import sys\nprint('out')\nprint('err', file=sys.stderr)")
+        assert res.stdout == "out\n"
+        assert res.stderr == "err\n"
+
+    def test_binary_output_is_decoded_with_replacement(self) -> None:
+        res = self.run("import sys\nsys.stdout.buffer.write(b'ok \\xff\\xfe end\\n')")
+        assert res.stdout.startswith("ok ") and res.stdout.endswith(" end\n")
+        assert "\ufffd" in res.stdout
+
+    def test_inputs_reach_the_code(self) -> None:
+        data = {"xs": [1, 2, 3], "name": "n", "nested": {"ok": True}}
+        res = self.run("result = [sum(inputs['xs']), inputs['name'], inputs['nested']]", data)
+        assert res.result == [6, "n", {"ok": True}]
+
+    def test_result_metadata(self) -> None:
+        res = self.run("result = 1")
+        assert res.engine == self.sandbox.engine_name
+        assert res.duration_ms > 0
+        assert res.peak_memory_mb is None or res.peak_memory_mb > 1
+        json.loads(res.model_dump_json())
+
+    # -- errors carry what came before ------------------------------------------
+
+    def test_exception_with_partial_output(self) -> None:
+        err = self.fail(
+            ExecutionError,
+            """
+            print("before")
+            x = 1
+            y = x / 0
+            """,
+        )
+        assert err.exception == "ZeroDivisionError"
+        assert err.stdout == "before\n"
+        assert err.lineno == 4
+        assert err.line == "y = x / 0"
+        assert "division by zero" in err.message
+
+    def test_traceback_is_trimmed_to_user_code(self) -> None:
+        err = self.fail(
+            ExecutionError,
+            """
+            import numpy as np
+            def reshape(a):
+                return a.reshape(3)
+            reshape(np.arange(2))
+            """,
+        )
+        assert err.exception == "ValueError"
+        assert err.traceback.count('File "<code>"') == 2
+        assert "numpy" not in err.traceback.split("\n")[-2]
+        assert "runner" not in err.traceback and "site-packages" not in err.traceback
+        assert err.lineno == 4
+
+    def test_syntax_error(self) -> None:
+        err = self.fail(ExecutionError, "x = 1\ndef f(:\n    pass")
+        assert err.exception == "SyntaxError"
+        assert err.lineno == 2
+        assert err.line == "def f(:"
+        assert "^" in err.traceback
+
+    @pytest.mark.parametrize(
+        ("code", "exception"),
+        [
+            pytest.param("raise KeyboardInterrupt", "KeyboardInterrupt", id="keyboard-interrupt"),
+            pytest.param(
+                "class Boom(BaseException): pass\nraise Boom('x')",
+                "Boom",
+                id="base-exception-subclass",
+            ),
+            pytest.param("import sys\nsys.exit(3)", "SystemExit", id="sys-exit-nonzero"),
+            pytest.param("import os\nos._exit(4)", "SystemExit", id="os-exit"),
+            pytest.param("import os\nos._exit(0)", "SystemExit", id="os-exit-zero"),
+        ],
+    )
+    def test_abrupt_endings_are_reported(self, code: str, exception: str) -> None:
+        err = self.fail(ExecutionError, code, import_policy=ImportPolicy.allow_all())
+        assert err.exception == exception
+
+    def test_sys_exit_zero_is_success(self) -> None:
+        assert self.run("result = 5\nimport sys\nsys.exit(0)").result == 5
+
+    def test_killed_by_signal(self) -> None:
+        err = self.fail(
+            ExecutionError,
+            "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)",
+            import_policy=ImportPolicy.allow_all(),
+        )
+        assert err.exception == "SIGSEGV"
+
+    # -- the runner survives hostile code ----------------------------------------
+
+    @pytest.mark.parametrize(
+        "code",
+        [
+            pytest.param("import os\nos.close(1)\nos.close(2)\nresult = 7", id="closed-stdio"),
+            pytest.param("import os\nos.closerange(0, 1024)\nresult = 7", id="closed-all-fds"),
+            pytest.param(
+                "import os\nfd = os.open(os.devnull, os.O_WRONLY)\nos.dup2(fd, 1)\n"
+                "print('lost')\nresult = 7",
+                id="redirected-stdout",
+            ),
+            pytest.param(
+                "import sys, io\nsys.stdout = io.StringIO()\nsys.stderr = None\n"
+                "print('x')\nresult = 7",
+                id="replaced-sys-stdout",
+            ),
+            pytest.param(
+                "import builtins\nfor n in ['len', 'repr', 'isinstance', 'open', 'str']:"
+                "\n    delattr(builtins, n)\nresult = 7",
+                id="deleted-builtins",
+            ),
+            pytest.param("import json\njson.dumps = None\nresult = 7", id="broken-json"),
+            pytest.param("import sys\nsys.modules.clear()\nresult = 7", id="cleared-sys-modules"),
+        ],
+    )
+    def test_hostile_code_cannot_break_reporting(self, code: str) -> None:
+        res = self.run(code, import_policy=ImportPolicy.allow_all())
+        assert res.result == 7
+
+    def test_fork_in_user_code_reports_once(self) -> None:
+        if not self.can_fork:
+            pytest.skip("this engine does not let the code fork")
+        res = self.run(
+            """
+            import os, time
+            pid = os.fork()
+            if pid == 0:
+                result = "child"
+            else:
+                os.waitpid(pid, 0)
+                result = "parent"
+            """,
+            import_policy=ImportPolicy.allow_all(),
+        )
+        assert res.result == "parent"
+
+    # -- import policy -------------------------------------------------------------
+
+    @pytest.mark.parametrize(
+        ("code", "module"),
+        [
+            pytest.param("import subprocess", "subprocess", id="statement"),
+            pytest.param(
+                "import os\nfrom multiprocessing import pool", "multiprocessing", id="from-import"
+            ),
+            pytest.param("from urllib import request", "urllib.request", id="denied-submodule"),
+            pytest.param("__import__('socket')", "socket", id="dunder-import"),
+            pytest.param(
+                "import importlib\nimportlib.import_module('ctypes')", "ctypes", id="importlib"
+            ),
+            pytest.param("def f():\n    import ctypes\nf()", "ctypes", id="inside-a-function"),
+        ],
+    )
+    def test_default_policy_blocks_user_imports(self, code: str, module: str) -> None:
+        err = self.fail(ImportNotAllowed, code)
+        assert err.module == module
+        assert module in err.message
+
+    def test_libraries_import_what_they_need(self) -> None:
+        # asyncio and pandas import socket, subprocess, select... internally
+        res = self.run("import asyncio, pandas, urllib.parse\nresult = 'ok'")
+        assert res.result == "ok"
+
+    def test_refused_import_is_an_import_error_for_the_code(self) -> None:
+        res = self.run("try:\n    import socket\nexcept ImportError:\n    result = 'fallback'")
+        assert res.result == "fallback"
+
+    def test_data_science_whitelist(self) -> None:
+        policy = ImportPolicy.data_science_whitelist()
+        res = self.run(
+            "import json, math, pandas, numpy\nfrom os import path\nimport os.path\nresult = 1",
+            import_policy=policy,
+        )
+        assert res.result == 1
+        err = self.fail(ImportNotAllowed, "import os", import_policy=policy)
+        assert err.module == "os"
+
+    def test_custom_lists(self) -> None:
+        err = self.fail(
+            ImportNotAllowed, "import json", import_policy=ImportPolicy.blacklist({"json"})
+        )
+        assert err.module == "json"
+        res = self.run("import subprocess\nresult = 1", import_policy=ImportPolicy.allow_all())
+        assert res.result == 1
+        err = self.fail(
+            ImportNotAllowed, "import csv", import_policy=ImportPolicy.whitelist({"json"})
+        )
+        assert err.module == "csv"
+
+    # -- builtins policy -----------------------------------------------------------
+
+    @pytest.mark.parametrize("name", ["eval", "exec", "compile", "input", "breakpoint"])
+    def test_denied_builtins(self, name: str) -> None:
+        err = self.fail(BuiltinNotAllowed, f"{name}('1')")
+        assert err.name == name
+
+    def test_open_is_limited_to_the_work_dir(self) -> None:
+        err = self.fail(BuiltinNotAllowed, "open('/etc/hostname').read()")
+        assert err.name == "open"
+        res = self.run(
+            """
+            import os, tempfile
+            with open("notes.txt", "w") as f:
+                f.write("kept")
+            with open(os.path.join(tempfile.gettempdir(), "t"), "w") as f:
+                f.write("tmp")
+            result = open("notes.txt").read()
+            """
+        )
+        assert res.result == "kept"
+
+    def test_libraries_keep_their_builtins(self) -> None:
+        res = self.run(
+            """
+            import collections, dataclasses
+            P = collections.namedtuple("P", "x y")
+            @dataclasses.dataclass
+            class D:
+                a: int
+            import pandas as pd
+            df = pd.DataFrame({"a": [1, 2], "b": [3, 4]})
+            result = [P(1, 2).x, D(3).a, int(df.eval("a + b").sum())]
+            """
+        )
+        assert res.result == [1, 3, 10]
+
+    def test_builtins_policy_can_be_relaxed(self) -> None:
+        res = self.run("result = eval('1 + 1')", builtins_policy=BuiltinsPolicy.allow_all())
+        assert res.result == 2
+
+    # -- artifacts -------------------------------------------------------------------
+
+    def test_figures_and_files_come_back(self) -> None:
+        res = self.run(
+            """
+            import matplotlib.pyplot as plt
+            import pandas as pd
+            plt.plot([1, 2, 3])
+            plt.show()
+            plt.close("all")            # shown figures are already captured
+            fig, ax = plt.subplots()
+            ax.bar(["a", "b"], [1, 2])
+            fig.savefig("bars.png")     # saved by the code: comes back once, as the file
+            plt.figure()
+            plt.plot([3, 2, 1])         # left open: captured at the end
+            pd.DataFrame({"a": [1]}).to_csv("out.csv", index=False)
+            import os
+            os.makedirs("sub", exist_ok=True)
+            open("sub/notes.txt", "w").write("n")
+            """
+        )
+        names = [a.name for a in res.artifacts]
+        assert names == ["figure-1.png", "figure-2.png", "bars.png", "out.csv", "sub/notes.txt"]
+        by_name = {a.name: a for a in res.artifacts}
+        for name in ("figure-1.png", "figure-2.png", "bars.png"):
+            assert by_name[name].data.startswith(PNG_MAGIC)
+            assert by_name[name].mime_type == "image/png"
+        assert by_name["figure-1.png"].kind == "figure"
+        assert by_name["bars.png"].kind == "file"
+        assert by_name["out.csv"].mime_type == "text/csv"
+        assert by_name["out.csv"].data == b"a\n1\n"
+
+    def test_artifacts_survive_an_error(self) -> None:
+        err = self.fail(
+            ExecutionError, "open('partial.txt', 'w').write('p')\nraise ValueError('x')"
+        )
+        assert [a.name for a in err.artifacts] == ["partial.txt"]
+
+    def test_symlinks_out_of_the_work_dir_are_not_returned(self) -> None:
+        res = self.run(
+            "import os\nos.symlink('/etc/passwd', 'pw')\nresult = 1",
+            import_policy=ImportPolicy.allow_all(),
+        )
+        assert [a.name for a in res.artifacts] == []
+
+    def test_artifact_budget_is_flagged(self) -> None:
+        res = self.run(
+            "for i in range(3):\n    open(f'f{i}.bin', 'wb').write(b'x' * 4000)",
+            max_artifact_bytes=9000,
+        )
+        assert len(res.artifacts) == 2
+        assert res.artifacts_truncated
+
+    def test_exposed_files_are_readable_and_the_host_copy_is_safe(self, tmp_path: Path) -> None:
+        host_file = tmp_path / "sales-2024.csv"
+        host_file.write_text("region,amount\nn,1\ns,2\n")
+        res = self.run(
+            """
+            import pandas as pd
+            df = pd.read_csv("sales.csv")
+            total = int(df["amount"].sum())
+            try:
+                open("sales.csv", "w").write("clobbered")
+            except OSError:
+                pass
+            result = total
+            """,
+            files={"sales.csv": host_file},
+        )
+        assert res.result == 3
+        assert host_file.read_text() == "region,amount\nn,1\ns,2\n"
+
+    # -- environment -----------------------------------------------------------------
+
+    def test_host_environment_is_not_visible(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("SANDBOX_TOOL_TEST_SECRET", "s3cret")
+        res = self.run("import os\nresult = dict(os.environ)", env_vars={"GIVEN": "yes"})
+        assert "SANDBOX_TOOL_TEST_SECRET" not in res.result
+        assert "s3cret" not in json.dumps(res.result)
+        assert res.result["GIVEN"] == "yes"
+
+    # -- limits ----------------------------------------------------------------------
+
+    def test_timeout_keeps_partial_output(self) -> None:
+        err = self.fail(
+            Timeout, "import time\nprint('started', flush=True)\ntime.sleep(60)", timeout=1
+        )
+        assert err.stdout == "started\n"
+        assert err.limit == 1
+        assert "ExecutionOptions.timeout" in err.message
+
+    def test_timeout_kills_grandchildren_and_setsid_children(self) -> None:
+        if not self.can_fork:
+            pytest.skip("this engine does not let the code fork")
+        err = self.fail(
+            Timeout,
+            """
+            import os, time
+            for detach in (False, True):
+                if os.fork() == 0:
+                    if detach:
+                        os.setsid()
+                        if os.fork() > 0:
+                            os._exit(0)         # the classic double fork
+                    print(f"pid={os.getpid()}", flush=True)
+                    time.sleep(120)
+                    os._exit(0)
+            time.sleep(120)
+            """,
+            timeout=1.5,
+            import_policy=ImportPolicy.allow_all(),
+        )
+        pids = _pids_in(err.stdout)
+        assert len(pids) == 2
+        assert all(_dead(pid) for pid in pids), "a descendant survived the timeout"
+
+    def test_daemonised_children_do_not_outlive_the_run(self) -> None:
+        if not self.can_fork:
+            pytest.skip("this engine does not let the code fork")
+        res = self.run(
+            """
+            import os, time
+            if os.fork() == 0:
+                os.setsid()
+                if os.fork() == 0:
+                    print(f"pid={os.getpid()}", flush=True)
+                    time.sleep(120)
+                os._exit(0)
+            time.sleep(0.3)
+            result = "done"
+            """,
+            import_policy=ImportPolicy.allow_all(),
+        )
+        assert res.result == "done"
+        pids = _pids_in(res.stdout)
+        assert len(pids) == 1 and _dead(pids[0])
+
+    def test_signals_ignored_do_not_stop_the_timeout(self) -> None:
+        self.fail(
+            Timeout,
+            """
+            import signal, time
+            for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(s, signal.SIG_IGN)
+            time.sleep(60)
+            """,
+            timeout=1,
+            import_policy=ImportPolicy.allow_all(),
+        )
+
+    def test_cpu_limit(self) -> None:
+        err = self.fail(CpuLimitExceeded, "while True:\n    pass", cpu_seconds=1, timeout=20)
+        assert err.limit == 1
+        assert "ExecutionOptions.cpu_seconds" in err.message
+
+    @pytest.mark.parametrize(
+        "code",
+        [
+            pytest.param("x = bytearray(2 * 1024**3)", id="plain"),
+            pytest.param("import numpy as np\nx = np.ones(10**9)", id="numpy"),
+            pytest.param(
+                "chunks = []\nwhile True:\n    chunks.append(bytearray(10 * 1024**2))", id="gradual"
+            ),
+        ],
+    )
+    def test_memory_limit(self, code: str) -> None:
+        err = self.fail(MemoryLimitExceeded, "print('before', flush=True)\n" + code, memory_mb=512)
+        assert err.limit == 512
+        assert err.stdout == "before\n"
+        assert "ExecutionOptions.memory_mb" in err.message
+
+    def test_next_execution_works_after_a_limit(self) -> None:
+        self.fail(MemoryLimitExceeded, "x = bytearray(2 * 1024**3)", memory_mb=256)
+        assert self.run("result = 'still fine'").result == "still fine"
+
+    def test_output_flood_is_stopped(self) -> None:
+        err = self.fail(
+            OutputLimitExceeded, "while True:\n    print('flood' * 100)", max_output_bytes=10_000
+        )
+        assert err.limit == 10_000
+        assert err.stdout.startswith("flood")
+        assert "output truncated" in err.stdout
+        assert len(err.stdout) < 10_000 + 200
+
+    def test_process_limit(self) -> None:
+        if not self.enforces_process_limit:
+            pytest.skip("this engine cannot cap processes for the user running the tests")
+        err = self.fail(
+            ExecutionError,
+            """
+            import os, time
+            kids = []
+            for _ in range(200):
+                pid = os.fork()
+                if pid == 0:
+                    time.sleep(30)
+                    os._exit(0)
+                kids.append(pid)
+            """,
+            max_processes=8,
+            import_policy=ImportPolicy.allow_all(),
+        )
+        assert err.exception in {"BlockingIOError", "OSError", "PermissionError"}
+
+    # -- concurrency -----------------------------------------------------------------
+
+    def test_several_executions_at_once(self) -> None:
+        async def many() -> list[ExecutionResult]:
+            return await asyncio.gather(
+                *(self.sandbox.execute(f"result = inputs * {i}", 3) for i in range(4))
+            )
+
+        results = asyncio.run(many())
+        assert [r.result for r in results] == [0, 3, 6, 9]
