@@ -157,6 +157,10 @@ class NativeEngine(Engine):
             notes.append("max_processes: RLIMIT_NPROC does not apply to root")
         elif not sys.platform.startswith("linux"):
             notes.append("max_processes: RLIMIT_NPROC is not set outside Linux")
+        if sys.platform == "darwin":
+            notes.append("memory_mb: macOS does not enforce RLIMIT_AS")
+        elif not sys.platform.startswith("linux"):
+            notes.append(f"limits: rlimits are untested on {sys.platform}")
         return notes
 
     async def execute(self, code: str, inputs: Any, options: ExecutionOptions) -> ExecutionResult:
