@@ -617,7 +617,20 @@ class EngineContract:
         )
         assert err.exception in {"BlockingIOError", "OSError", "PermissionError"}
 
-    # -- concurrency -----------------------------------------------------------------
+    # -- concurrency and cancellation --------------------------------------------------
+
+    def test_cancelling_kills_the_execution(self) -> None:
+        async def cancel_midway() -> None:
+            task = asyncio.ensure_future(
+                self.sandbox.execute("import time\nprint('pid=0', flush=True)\ntime.sleep(60)")
+            )
+            await asyncio.sleep(1.0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(cancel_midway())  # no_leftovers checks that nothing survived
+        assert self.run("result = 'next'").result == "next"
 
     def test_several_executions_at_once(self) -> None:
         async def many() -> list[ExecutionResult]:
