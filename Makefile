@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_DIRS := sandbox_tool tests $(wildcard agents evals benchmarks)
 
-.PHONY: demo test lint check clean
+.PHONY: demo test lint check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,6 @@ check: lint test
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache *.egg-info
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/bench.py
