@@ -67,6 +67,9 @@ class ExecutionResult(BaseModel):
     """The value was larger than ``max_output_bytes``; ``result`` holds a shortened repr."""
     artifacts_truncated: bool = False
     """Some files were left out (too many or past ``max_artifact_bytes``)."""
+    isolation: dict[str, Any] | None = None
+    """The isolation layers the engine applied before the code ran (namespaces, landlock
+    ABI, seccomp...), as the sandbox reported them; None for engines without layers."""
     degraded: list[str] = Field(default_factory=list)
     """Limits or isolation layers the engine could not apply to this execution, each
     with the reason (e.g. ``"max_processes: RLIMIT_NPROC is ignored for root"``)."""

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from sandbox_tool.engines.base import Engine, EngineInfo
 from sandbox_tool.engines.native import NativeEngine
+from sandbox_tool.engines.process import ProcessEngine
 
 __all__ = ["ENGINES", "Engine", "EngineInfo", "probe_all"]
 
 #: Every real engine, strongest first: ``create_default_sandbox`` takes the first available.
 ENGINES: dict[str, type[Engine]] = {
-    cls.name: cls for cls in sorted([NativeEngine], key=lambda c: -c.security_level)
+    cls.name: cls for cls in sorted([ProcessEngine, NativeEngine], key=lambda c: -c.security_level)
 }
 
 

@@ -41,7 +41,7 @@ from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
 from sandbox_tool.runner import protocol
 
-__all__ = ["NativeEngine", "runner_request", "sandbox_env"]
+__all__ = ["NativeEngine", "sandbox_env"]
 
 RUNNER_PARENT = str(Path(__file__).resolve().parent.parent)
 """The directory holding the ``runner`` package, put on the runner's sys.path."""
@@ -72,34 +72,6 @@ def sandbox_env(ws: Workspace, options: ExecutionOptions) -> dict[str, str]:
     env.update({k: os.environ[k] for k in _PASSTHROUGH if k in os.environ})
     env.update(options.env_vars)
     return env
-
-
-def runner_request(
-    code: str, inputs: Any, options: ExecutionOptions, ws: Workspace
-) -> dict[str, Any]:
-    """The JSON request the runner reads on stdin (see ``runner.protocol``)."""
-    return {
-        "code": code,
-        "inputs": inputs,
-        "max_result_bytes": options.max_output_bytes,
-        "limits": {
-            "memory_bytes": options.memory_mb * 1024 * 1024,
-            "cpu_seconds": options.cpu_limit_seconds,
-            "file_bytes": options.max_file_mb * 1024 * 1024,
-            "open_files": 1024,
-            "processes": options.max_processes,
-        },
-        "import_policy": {
-            "unlisted": options.import_policy.unlisted,
-            "allow": sorted(options.import_policy.allow),
-            "deny": sorted(options.import_policy.deny),
-        },
-        "builtins_policy": {
-            "deny": sorted(options.builtins_policy.deny),
-            "restrict_open": options.builtins_policy.restrict_open,
-        },
-        "paths": {"work": str(ws.work), "tmp": str(ws.tmp), "meta": str(ws.meta)},
-    }
 
 
 class NativeEngine(Engine):
@@ -163,6 +135,33 @@ class NativeEngine(Engine):
             notes.append(f"limits: rlimits are untested on {sys.platform}")
         return notes
 
+    def runner_request(
+        self, code: str, inputs: Any, options: ExecutionOptions, ws: Workspace
+    ) -> dict[str, Any]:
+        """The JSON request the runner reads on stdin (see ``runner.protocol``)."""
+        return {
+            "code": code,
+            "inputs": inputs,
+            "max_result_bytes": options.max_output_bytes,
+            "limits": {
+                "memory_bytes": options.memory_mb * 1024 * 1024,
+                "cpu_seconds": options.cpu_limit_seconds,
+                "file_bytes": options.max_file_mb * 1024 * 1024,
+                "open_files": 1024,
+                "processes": options.max_processes,
+            },
+            "import_policy": {
+                "unlisted": options.import_policy.unlisted,
+                "allow": sorted(options.import_policy.allow),
+                "deny": sorted(options.import_policy.deny),
+            },
+            "builtins_policy": {
+                "deny": sorted(options.builtins_policy.deny),
+                "restrict_open": options.builtins_policy.restrict_open,
+            },
+            "paths": {"work": str(ws.work), "tmp": str(ws.tmp), "meta": str(ws.meta)},
+        }
+
     async def execute(self, code: str, inputs: Any, options: ExecutionOptions) -> ExecutionResult:
         await self.start()
         ws = await asyncio.to_thread(
@@ -171,7 +170,7 @@ class NativeEngine(Engine):
         try:
             run = await run_runner(
                 [self.interpreter, "-I", "-B", "-c", protocol.BOOTSTRAP, RUNNER_PARENT],
-                runner_request(code, inputs, options, ws),
+                self.runner_request(code, inputs, options, ws),
                 env=sandbox_env(ws, options),
                 cwd=str(ws.work),
                 timeout=options.timeout,
@@ -182,5 +181,14 @@ class NativeEngine(Engine):
         finally:
             await asyncio.to_thread(ws.cleanup)
         return build_outcome(
-            Outcome(run, report, artifacts, truncated, self.name, options, self.degraded(options))
+            Outcome(
+                run,
+                report,
+                artifacts,
+                truncated,
+                self.name,
+                options,
+                self.degraded(options),
+                require_isolation=self.security_level > NativeEngine.security_level,
+            )
         )

@@ -43,6 +43,8 @@ class Outcome:
     engine: str
     options: ExecutionOptions
     degraded: list[str]
+    require_isolation: bool = False
+    """The engine promised isolation layers: a run that did not report them is an error."""
 
 
 def _decode(data: bytes) -> str:
@@ -106,6 +108,13 @@ def build_outcome(o: Outcome) -> ExecutionResult:
             **common,
         )
 
+    if o.require_isolation and not control.get("isolation"):
+        detail = (_parse_worker(o.worker_report) or {}).get("message")
+        raise EngineError(
+            "the sandbox did not report its isolation layers; no result is trusted: "
+            + str(detail or stderr.strip()[-500:] or "no detail"),
+            **common,
+        )
     sig = control.get("signal")
     cpu_used = float(control.get("cpu_seconds") or 0.0)
     if sig == signal.SIGXCPU or (
@@ -131,6 +140,7 @@ def build_outcome(o: Outcome) -> ExecutionResult:
             result_truncated=bool(report.get("result_truncated")),
             artifacts_truncated=o.artifacts_truncated,
             degraded=o.degraded,
+            isolation=control.get("isolation"),
             **common,
         )
     if status == "error":

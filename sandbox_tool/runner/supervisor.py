@@ -6,7 +6,7 @@ import json
 import os
 import signal
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 _PR_SET_DUMPABLE = 4
 _PR_SET_CHILD_SUBREAPER = 36
@@ -80,20 +80,100 @@ def reap_everything(worker_pgid: int | None) -> None:
             continue
 
 
+def _isolation_plan(request: dict[str, Any]) -> dict[str, Any] | None:
+    """The sandbox plan for this interpreter, when the request asks for isolation."""
+    isolation = request.get("isolation")
+    if isolation is None:
+        return None
+    from . import namespaces
+
+    paths = request["paths"]
+    plan = namespaces.default_plan(
+        paths["work"], paths["tmp"], paths["meta"],
+        network=bool(isolation.get("network")),
+        nproc=isolation.get("nproc"),
+        extra_ro=tuple(isolation.get("extra_ro", ())),
+    )  # fmt: skip
+    for layer in isolation.get("skip_layers", ()):
+        plan[layer] = None  # a degraded mode the caller accepted explicitly
+    return plan
+
+
+def _summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The layers of an isolation report, without mount lists and timings."""
+    landlock, seccomp = report.get("landlock") or {}, report.get("seccomp") or {}
+    return {
+        "mode": report.get("mode"),
+        "namespaces": report.get("namespaces"),
+        "uid": report.get("uid"),
+        "host_uid": report.get("host_uid"),
+        "private_root": bool(report.get("mounts")),
+        "capabilities_dropped": report.get("capabilities_dropped"),
+        "no_new_privs": report.get("no_new_privs"),
+        "process_cap": (report.get("nproc") or {}).get("limit"),
+        "landlock": {"applied": bool(landlock.get("applied")), "abi": landlock.get("abi"),
+                     "scoped": landlock.get("scoped"), "net": landlock.get("handled_net")},
+        "seccomp": {"applied": bool(seccomp.get("applied")), "arch": seccomp.get("arch"),
+                    "socket_families": seccomp.get("socket_families")},
+        "setup_ms": (report.get("timings_ms") or {}).get("total"),
+    }  # fmt: skip
+
+
+def _read_nonblocking(fd: int) -> bytes:
+    os.set_blocking(fd, False)
+    chunks = []
+    try:
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except BlockingIOError:
+        pass
+    os.close(fd)
+    return b"".join(chunks)
+
+
+def _start_worker(request: dict[str, Any], control_fd: int, layers_w: int | None) -> NoReturn:
+    """In the forked child: enter the sandbox if asked, then run the code."""
+    from . import worker
+
+    os.close(control_fd)
+    plan = _isolation_plan(request) if layers_w is not None else None
+    if plan is not None and layers_w is not None:
+        from . import namespaces
+
+        try:
+            report = namespaces.enter_sandbox(plan)  # returns inside the sandbox only
+        except BaseException as exc:  # noqa: BLE001 - no user code has run
+            worker.fail(request, f"sandbox set-up failed: {type(exc).__name__}: {exc}")
+        # reported before any user code runs, on a pipe closed before it does
+        data = json.dumps(_summary(report)).encode()
+        while data:
+            data = data[os.write(layers_w, data) :]
+        os.close(layers_w)
+    worker.run(request)
+
+
 def main(control_fd: int) -> None:
     """Entry point: run one execution and report on ``control_fd``."""
     request = _read_request()
     sys.path.pop(0)  # the runner's directory: not for the user's code to import
+    # Everything the worker needs is imported now, before any sandbox exists,
+    # so the runner's directory need not be visible inside one.
+    from . import worker  # noqa: F401
+
+    if request.get("isolation") is not None:
+        from . import namespaces  # noqa: F401
     subreaper = prctl(_PR_SET_CHILD_SUBREAPER, 1)
     # Not dumpable: same-uid code cannot open /proc/<this pid>/fd/N to forge the report.
     prctl(_PR_SET_DUMPABLE, 0)
+    layers_r, layers_w = os.pipe() if request.get("isolation") is not None else (None, None)
 
     pid = os.fork()
     if pid == 0:
-        from .worker import run
-
-        run(request, control_fd)  # never returns
-        os._exit(70)
+        if layers_r is not None:
+            os.close(layers_r)
+        _start_worker(request, control_fd, layers_w)
+    if layers_w is not None:
+        os.close(layers_w)
 
     _, status, usage = os.wait4(pid, 0)
     reap_everything(pid)
@@ -106,6 +186,9 @@ def main(control_fd: int) -> None:
         "cpu_seconds": usage.ru_utime + usage.ru_stime,
         "subreaper": subreaper,
     }
+    if layers_r is not None:
+        layers = _read_nonblocking(layers_r)
+        report["isolation"] = json.loads(layers) if layers else None
     data = json.dumps(report).encode()
     while data:
         data = data[os.write(control_fd, data) :]

@@ -56,13 +56,9 @@ class _Paths:
         self.meta = paths["meta"]
 
 
-def _isolate_descriptors(control_fd: int) -> None:
-    """Drop the supervisor's control pipe and give the code an empty stdin."""
+def _isolate_descriptors() -> None:
+    """Give the code an empty stdin and its own process group."""
     prctl(_PR_SET_DUMPABLE, 1)
-    try:
-        os.close(control_fd)
-    except OSError:
-        pass
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
@@ -127,6 +123,9 @@ def _user_frames(tb: types.TracebackType | None) -> list[traceback.FrameSummary]
 def _error_report(exc: BaseException) -> dict[str, Any]:
     """Describe an exception from the user's code, traceback trimmed to its frames."""
     frames = _user_frames(exc.__traceback__)
+    if isinstance(exc, SyntaxError) and not exc.text and exc.lineno:
+        # raised by the compiler on the parsed tree, which has no source text
+        exc.text = linecache.getline(USER_FILENAME, exc.lineno) or None
     only = "".join(traceback.format_exception_only(type(exc), exc)).rstrip("\n")
     lines = []
     if frames:
@@ -197,10 +196,19 @@ def _capture_figures() -> str | None:
     return None
 
 
-def run(request: dict[str, Any], control_fd: int) -> NoReturn:
+def fail(request: dict[str, Any], message: str) -> NoReturn:
+    """Report that the runner could not run the code, and exit."""
+    try:
+        _write_report(request["paths"]["meta"], {"status": "runner_error", "message": message})
+    finally:
+        _flush_all()
+        _exit(71)
+
+
+def run(request: dict[str, Any]) -> NoReturn:
     """Run one request in this (forked) process and exit."""
     paths = _Paths(request["paths"])
-    _isolate_descriptors(control_fd)
+    _isolate_descriptors()
     os.chdir(paths.work)
     # a reserve released on MemoryError so the report can still be written
     reserve: bytearray | None = bytearray(512 * 1024)
@@ -214,6 +222,11 @@ def run(request: dict[str, Any], control_fd: int) -> NoReturn:
         user_builtins = guards.user_builtins(
             bpol["deny"], bpol["restrict_open"], [paths.work, paths.tmp]
         )
+        # line-buffered, so output printed before a kill (timeout, CPU limit) is not lost
+        for stream in (sys.stdout, sys.stderr):
+            reconfigure = getattr(stream, "reconfigure", None)
+            if reconfigure is not None:
+                reconfigure(line_buffering=True)
         os.environ["MPLBACKEND"] = _MPL_BACKEND
         mplbackend.configure(os.path.join(paths.meta, FIGURES_DIR))
 
@@ -224,11 +237,7 @@ def run(request: dict[str, Any], control_fd: int) -> NoReturn:
         sys.modules["__main__"] = main
         sys.argv = [""]
     except BaseException as exc:  # noqa: BLE001 - the runner itself failed
-        _write_report(
-            paths.meta, {"status": "runner_error", "message": f"{type(exc).__name__}: {exc}"}
-        )
-        _flush_all()
-        _exit(71)
+        fail(request, f"{type(exc).__name__}: {exc}")
 
     report: dict[str, Any]
     me = _os_getpid()

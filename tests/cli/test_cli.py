@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from sandbox_tool import probe_all
+
 KEYS = {
     "ok",
     "engine",
@@ -49,7 +51,8 @@ def test_success() -> None:
     assert status == 0
     assert out["ok"] is True and out["error"] is None
     assert out["result"] == 6 and out["stdout"] == "hi\n"
-    assert out["engine"] == "native" and out["duration_ms"] > 0
+    auto = next(i.name for i in probe_all() if i.available)
+    assert out["engine"] == auto and out["duration_ms"] > 0
 
 
 @pytest.mark.parametrize(
@@ -171,6 +174,11 @@ def test_engines_json() -> None:
     assert native["available"] is True and native["security_level"] == 5
     levels = [e["security_level"] for e in engines]
     assert levels == sorted(levels, reverse=True)
+
+
+def test_engine_choice() -> None:
+    status, out = run_json("result = 1", "--engine", "native")
+    assert (status, out["engine"]) == (0, "native")
 
 
 def test_engines_human() -> None:

@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import textwrap
+import uuid
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -43,6 +44,26 @@ def _fds() -> set[str]:
 
 def _pids_in(text: str) -> list[int]:
     return [int(line.split("=")[1]) for line in text.splitlines() if line.startswith("pid=")]
+
+
+MARK = "SANDBOX_TOOL_TEST_MARK"
+
+
+def _marked() -> dict[str, str]:
+    """An environment variable that identifies this test's processes on the host, whatever
+    pid namespace they live in."""
+    return {MARK: uuid.uuid4().hex}
+
+
+def _survivors(env: dict[str, str]) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE and proc.environ().get(MARK) == env[MARK]:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
 
 
 def _dead(pid: int) -> bool:
@@ -235,6 +256,10 @@ class EngineContract:
         assert "numpy" not in err.traceback.split("\n")[-2]
         assert "runner" not in err.traceback and "site-packages" not in err.traceback
         assert err.lineno == 4
+
+    def test_compiler_error_has_its_line(self) -> None:
+        err = self.fail(ExecutionError, "x = 1\nreturn x")
+        assert (err.exception, err.lineno, err.line) == ("SyntaxError", 2, "return x")
 
     def test_syntax_error(self) -> None:
         err = self.fail(ExecutionError, "x = 1\ndef f(:\n    pass")
@@ -497,9 +522,8 @@ class EngineContract:
     # -- limits ----------------------------------------------------------------------
 
     def test_timeout_keeps_partial_output(self) -> None:
-        err = self.fail(
-            Timeout, "import time\nprint('started', flush=True)\ntime.sleep(60)", timeout=1
-        )
+        # printed without flush=True: must not be lost in a buffer when the tree is killed
+        err = self.fail(Timeout, "import time\nprint('started')\ntime.sleep(60)", timeout=1)
         assert err.stdout == "started\n"
         assert err.limit == 1
         assert "ExecutionOptions.timeout" in err.message
@@ -524,10 +548,10 @@ class EngineContract:
             """,
             timeout=1.5,
             import_policy=ImportPolicy.allow_all(),
+            env_vars=(env := _marked()),
         )
-        pids = _pids_in(err.stdout)
-        assert len(pids) == 2
-        assert all(_dead(pid) for pid in pids), "a descendant survived the timeout"
+        assert len(_pids_in(err.stdout)) == 2, "the descendants did not start"
+        assert _survivors(env) == [], "a descendant survived the timeout"
 
     def test_daemonised_children_do_not_outlive_the_run(self) -> None:
         if not self.can_fork:
@@ -545,10 +569,11 @@ class EngineContract:
             result = "done"
             """,
             import_policy=ImportPolicy.allow_all(),
+            env_vars=(env := _marked()),
         )
         assert res.result == "done"
-        pids = _pids_in(res.stdout)
-        assert len(pids) == 1 and _dead(pids[0])
+        assert len(_pids_in(res.stdout)) == 1, "the daemon did not start"
+        assert _survivors(env) == [], "the daemon outlived the run"
 
     def test_signals_ignored_do_not_stop_the_timeout(self) -> None:
         self.fail(
