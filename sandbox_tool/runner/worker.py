@@ -231,7 +231,10 @@ def run(request: dict[str, Any]) -> NoReturn:
         mplbackend.configure(os.path.join(paths.meta, FIGURES_DIR))
 
         code: str = request["code"]
-        linecache.cache[USER_FILENAME] = (len(code), None, code.splitlines(True), USER_FILENAME)
+        # every line ends in a newline, as linecache's own entries do: traceback's
+        # caret arithmetic relies on it
+        lines = [line if line.endswith("\n") else line + "\n" for line in code.splitlines(True)]
+        linecache.cache[USER_FILENAME] = (len(code), None, lines, USER_FILENAME)
         main = types.ModuleType("__main__")
         main.__dict__.update({"__builtins__": user_builtins, "inputs": request.get("inputs")})
         sys.modules["__main__"] = main

@@ -257,6 +257,11 @@ class EngineContract:
         assert "runner" not in err.traceback and "site-packages" not in err.traceback
         assert err.lineno == 4
 
+    def test_carets_point_at_the_error(self) -> None:
+        # no newline at the end: the last line must still get its carets right
+        err = self.fail(ExecutionError, "d = {}\nd['zz']")
+        assert err.traceback.splitlines()[-3:-1] == ["    d['zz']", "    ~^^^^^^"]
+
     def test_compiler_error_has_its_line(self) -> None:
         err = self.fail(ExecutionError, "x = 1\nreturn x")
         assert (err.exception, err.lineno, err.line) == ("SyntaxError", 2, "return x")
