@@ -82,7 +82,7 @@ def test_long_result_table_keeps_head_and_tail(fake_tool: Any) -> None:
     tool = fake_tool(ok(result_repr=table, result_type="pandas.DataFrame", result={}))
     text = tool.run_sync("df").text
     assert "   0  row0" in text and " 199  row199" in text
-    assert "[... 160 lines cut ...]" in text
+    assert "[... 176 lines cut ...]" in text
     assert " 100  row100" not in text
 
 
