@@ -92,6 +92,8 @@ DENIED_SYSCALLS: tuple[str, ...] = (
     "init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load",
     # namespaces (clone with namespace flags is handled below)
     "unshare", "setns",
+    # anonymous files hold memory that RLIMIT_AS does not count (a memory-limit escape)
+    "memfd_create", "memfd_secret",
     # privileged leftovers: fail anyway without capabilities, denied for defence in depth
     "open_by_handle_at", "name_to_handle_at", "swapon", "swapoff", "reboot", "acct",
     "syslog", "quotactl", "lookup_dcookie", "uselib", "iopl", "ioperm", "vhangup",
@@ -122,7 +124,7 @@ _X86_64 = {
     "userfaultfd": 323, "io_uring_setup": 425, "io_uring_enter": 426,
     "io_uring_register": 427, "open_tree": 428, "move_mount": 429, "fsopen": 430,
     "fsconfig": 431, "fsmount": 432, "fspick": 433, "clone3": 435, "pidfd_getfd": 438,
-    "mount_setattr": 442, "open_tree_attr": 467,
+    "mount_setattr": 442, "open_tree_attr": 467, "memfd_create": 319, "memfd_secret": 447,
 }  # fmt: skip
 _AARCH64 = {
     "lookup_dcookie": 18, "ioctl": 29, "umount2": 39, "mount": 40, "pivot_root": 41,
@@ -136,8 +138,10 @@ _AARCH64 = {
     "kexec_file_load": 294, "io_uring_setup": 425, "io_uring_enter": 426,
     "io_uring_register": 427, "open_tree": 428, "move_mount": 429, "fsopen": 430,
     "fsconfig": 431, "fsmount": 432, "fspick": 433, "clone3": 435, "pidfd_getfd": 438,
-    "mount_setattr": 442, "open_tree_attr": 467,
+    "mount_setattr": 442, "open_tree_attr": 467, "memfd_create": 279, "memfd_secret": 447,
 }  # fmt: skip
+# Denied calls that one architecture does not have at all (so nothing to filter there).
+ABSENT_ON = {"aarch64": {"uselib", "iopl", "ioperm"}}
 
 ARCHES: dict[str, _Arch] = {
     "x86_64": _Arch("x86_64", 0xC000003E, True, _X86_64),
