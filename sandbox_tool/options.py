@@ -49,6 +49,10 @@ class ExecutionOptions(BaseModel):
     """Processes and threads the code may have at once (where the engine can enforce it)."""
     max_file_mb: int = Field(default=256, ge=1, le=1024 * 1024)
     """Largest file the code may write, in MiB (``RLIMIT_FSIZE``)."""
+    max_disk_mb: int = Field(default=512, ge=16, le=1024 * 1024)
+    """Total size of the files the code may write (work and temp dirs together), where the
+    engine can enforce it: the process engine keeps them in a tmpfs of this size (memory,
+    not disk); the native engine cannot and reports so."""
     max_artifact_bytes: int = Field(default=50 * 1024 * 1024, ge=0, le=1024**3)
     """Total size of the artifacts returned; files past it are left out and flagged."""
     network: bool = False

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -95,9 +96,15 @@ async def run_runner(
     cwd: str,
     timeout: float,
     max_output_bytes: int,
+    stop_grace: float = 0.0,
 ) -> RunnerRun:
     """Run ``argv`` (which must end in the runner bootstrap; the control fd number is
-    appended) with ``request`` on stdin."""
+    appended) with ``request`` on stdin.
+
+    On a timeout or an output overflow the tree is killed; with ``stop_grace`` the
+    runner first gets SIGTERM and that many seconds to stop the code and save its
+    files (the process engine's sandbox copies them out of its tmpfs).
+    """
     run = RunnerRun()
     control_r, control_w = os.pipe()
     os.set_inheritable(control_w, True)
@@ -141,6 +148,10 @@ async def run_runner(
         if waiter not in done:
             run.output_exceeded = overflow in done
             run.timed_out = not run.output_exceeded
+            if stop_grace > 0:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+                await asyncio.wait({waiter}, timeout=stop_grace)
             await asyncio.to_thread(kill_tree, proc.pid)
         run.returncode = await waiter
         # the supervisor has exited; its worker tree is gone or being killed

@@ -90,6 +90,9 @@ class NativeEngine(Engine):
         "files, use the network and signal the caller's processes"
     )
 
+    #: Seconds the runner gets to stop cleanly on a timeout before everything is killed.
+    stop_grace: float = 0.0
+
     def __init__(self, interpreter: str | None = None, *, work_root: Path | None = None) -> None:
         super().__init__(interpreter)
         self.work_root = work_root
@@ -125,6 +128,7 @@ class NativeEngine(Engine):
         notes = []
         if not options.network:
             notes.append("network: the native engine cannot turn the network off")
+        notes.append("max_disk_mb: the native engine writes to the host disk without a cap")
         if sys.platform.startswith("linux") and os.geteuid() == 0:
             notes.append("max_processes: RLIMIT_NPROC does not apply to root")
         elif not sys.platform.startswith("linux"):
@@ -175,6 +179,7 @@ class NativeEngine(Engine):
                 cwd=str(ws.work),
                 timeout=options.timeout,
                 max_output_bytes=options.max_output_bytes,
+                stop_grace=self.stop_grace,
             )
             report = ws.read_worker_report(4 * options.max_output_bytes + (1 << 20))
             artifacts, truncated = ws.collect_artifacts(options.max_artifact_bytes)

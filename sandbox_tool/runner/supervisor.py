@@ -119,6 +119,13 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _signal_quietly(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except OSError:
+        pass
+
+
 def _read_nonblocking(fd: int) -> bytes:
     os.set_blocking(fd, False)
     chunks = []
@@ -175,7 +182,10 @@ def main(control_fd: int) -> None:
     if layers_w is not None:
         os.close(layers_w)
 
-    _, status, usage = os.wait4(pid, 0)
+    # The host asks for a stop with SIGTERM (then SIGKILLs after a grace period): pass it
+    # to the worker, whose sandbox's pid 1 stops the code and saves its files.
+    signal.signal(signal.SIGTERM, lambda _s, _f: _signal_quietly(pid, signal.SIGTERM))
+    _, status, usage = os.wait4(pid, 0)  # retried after the handler runs (PEP 475)
     reap_everything(pid)
 
     report = {
