@@ -139,6 +139,10 @@ class NativeEngine(Engine):
             notes.append(f"limits: rlimits are untested on {sys.platform}")
         return notes
 
+    def runner_argv(self, ws: Workspace, options: ExecutionOptions) -> list[str]:
+        """The command that starts the runner (the control fd number is appended)."""
+        return [self.interpreter, "-I", "-B", "-c", protocol.BOOTSTRAP, RUNNER_PARENT]
+
     def runner_request(
         self, code: str, inputs: Any, options: ExecutionOptions, ws: Workspace
     ) -> dict[str, Any]:
@@ -173,7 +177,7 @@ class NativeEngine(Engine):
         )
         try:
             run = await run_runner(
-                [self.interpreter, "-I", "-B", "-c", protocol.BOOTSTRAP, RUNNER_PARENT],
+                self.runner_argv(ws, options),
                 self.runner_request(code, inputs, options, ws),
                 env=sandbox_env(ws, options),
                 cwd=str(ws.work),

@@ -32,6 +32,10 @@ the host beyond the rlimits (no cgroups here), and memory held in ``memfd``
 files beyond ``RLIMIT_FSIZE``. With ``network=True`` the code shares the
 host's network (TCP/UDP over IPv4/IPv6 only): the weaker setting.
 
+On macOS the same engine runs the runner under ``sandbox-exec`` with a
+Seatbelt profile of the same intent (:mod:`sandbox_tool.engines.seatbelt`),
+**untested on real macOS**, without a pid namespace or a per-sandbox process cap.
+
 The engine refuses to start (``EngineUnavailable``) when a layer cannot be
 applied on this host, unless built with ``accept_degraded=True``; then every
 result lists the missing layers in ``degraded``.
@@ -40,11 +44,13 @@ result lists the missing layers in ``degraded``.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
+from sandbox_tool.engines import seatbelt
 from sandbox_tool.engines.base import EngineInfo
 from sandbox_tool.engines.native import RUNNER_PARENT, NativeEngine
 from sandbox_tool.engines.workspace import Workspace
@@ -64,6 +70,21 @@ _PROBE = (
 )
 #: Layers that can be left out when the caller accepts a degraded sandbox.
 OPTIONAL_LAYERS = ("landlock", "seccomp")
+
+
+_PREFIXES = (
+    "import json, sys; print(json.dumps(sorted({sys.prefix, sys.base_prefix, sys.exec_prefix,"
+    " sys.base_exec_prefix})))"
+)
+_MACOS = sys.platform == "darwin"
+
+
+def _interpreter_prefixes(python: str) -> list[str]:
+    out = subprocess.run(
+        [python, "-I", "-c", _PREFIXES], capture_output=True, text=True, timeout=30, check=True
+    )
+    prefixes: list[str] = json.loads(out.stdout)
+    return prefixes
 
 
 def _run_probe(python: str, skip: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -91,7 +112,7 @@ class ProcessEngine(NativeEngine):
     summary = (
         "Linux user/pid/net/ipc/uts/mount namespaces with a private read-only root, an "
         "unprivileged uid without capabilities, landlock, seccomp and rlimits; no network "
-        "unless asked; shares the host kernel"
+        "unless asked; shares the host kernel (macOS: a Seatbelt profile, untested there)"
     )
     _probes: ClassVar[dict[str, dict[str, Any]]] = {}
 
@@ -105,6 +126,7 @@ class ProcessEngine(NativeEngine):
         super().__init__(interpreter, work_root=work_root)
         self.accept_degraded = accept_degraded
         self._skip_layers: tuple[str, ...] = ()
+        self._prefixes: list[str] | None = None
 
     @classmethod
     def _probe_cached(cls, python: str) -> dict[str, Any]:
@@ -115,8 +137,17 @@ class ProcessEngine(NativeEngine):
     @classmethod
     def probe(cls, interpreter: str | None = None) -> EngineInfo:
         python = interpreter or sys.executable
+        if _MACOS:
+            if not os.access(seatbelt.SANDBOX_EXEC, os.X_OK):
+                return EngineInfo(cls.name, False, cls.security_level, "sandbox-exec not found")
+            return EngineInfo(
+                cls.name, True, cls.security_level,
+                "Seatbelt profile via sandbox-exec; UNTESTED on real macOS",
+            )  # fmt: skip
         if not sys.platform.startswith("linux"):
-            return EngineInfo(cls.name, False, cls.security_level, "needs Linux namespaces")
+            return EngineInfo(
+                cls.name, False, cls.security_level, "needs Linux namespaces or macOS Seatbelt"
+            )
         base = super().probe(python)
         if not base.available:
             return EngineInfo(cls.name, False, cls.security_level, base.reason)
@@ -156,14 +187,37 @@ class ProcessEngine(NativeEngine):
         notes = [
             f"{layer}: not applied on this host (accept_degraded)" for layer in self._skip_layers
         ]
+        if _MACOS:
+            notes += [
+                "isolation: Seatbelt profile, untested on real macOS; no pid namespace",
+                "max_processes: RLIMIT_NPROC counts every process of the user on macOS",
+                "max_disk_mb: not enforced on macOS",
+                "memory_mb: macOS does not enforce RLIMIT_AS",
+            ]
         if options.network:
             notes.append("network: the code shares the host's network (network=True)")
         return notes
+
+    def runner_argv(self, ws: Workspace, options: ExecutionOptions) -> list[str]:
+        argv = super().runner_argv(ws, options)
+        if not _MACOS:
+            return argv
+        if self._prefixes is None:
+            self._prefixes = _interpreter_prefixes(self.interpreter)
+        profile = seatbelt.seatbelt_profile(
+            read_only=[*self._prefixes, RUNNER_PARENT],
+            read_write=[str(ws.work), str(ws.tmp), str(ws.meta)],
+            executables=[self.interpreter],
+            network=options.network,
+        )
+        return [seatbelt.SANDBOX_EXEC, "-p", profile, *argv]
 
     def runner_request(
         self, code: str, inputs: Any, options: ExecutionOptions, ws: Workspace
     ) -> dict[str, Any]:
         request = super().runner_request(code, inputs, options, ws)
+        if _MACOS:
+            return request
         # the sandbox's own process cap replaces RLIMIT_NPROC's per-user count
         request["limits"]["processes"] = None
         request["isolation"] = {
