@@ -1,9 +1,13 @@
-"""Start the runner in a subprocess, feed it the request, collect what comes back.
+"""Drive one runner process: feed it the request, collect what comes back.
 
-Shared by the engines that run the runner as a child process. Enforces the
-wall-clock timeout and the output cap from the host side, and always leaves
-no process behind: on timeout, output overflow or cancellation the whole tree
-is killed before this returns.
+Shared by every engine that runs the runner, whether it was started cold
+(:func:`run_runner`) or forked earlier from a warm template (:func:`drive`).
+Enforces the wall-clock timeout and the output cap from the host side, and
+leaves no process behind: on a timeout, an output overflow or a cancellation
+the whole tree is killed before this returns.
+
+The runner's supervisor holds the control pipe until it exits, so the end of
+the control pipe is the end of the execution.
 """
 
 from __future__ import annotations
@@ -14,13 +18,13 @@ import json
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox_tool.engines.proctree import kill_tree
 
-__all__ = ["RunnerRun", "run_runner"]
+__all__ = ["RunnerPipes", "RunnerRun", "drive", "run_runner"]
 
 TRUNCATION_MARKER = "\n[... output truncated: the limit is {limit} bytes ...]\n"
 _READ_CHUNK = 65536
@@ -35,11 +39,57 @@ class RunnerRun:
     stderr: bytes = b""
     control: dict[str, Any] | None = None
     """The supervisor's report, or None if it did not deliver one."""
-    returncode: int | None = None
     timed_out: bool = False
     output_exceeded: bool = False
     duration_ms: float = 0.0
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunnerPipes:
+    """The four pipes of a runner: the host's ends and the runner's ends."""
+
+    request_r: int
+    request_w: int
+    stdout_r: int
+    stdout_w: int
+    stderr_r: int
+    stderr_w: int
+    control_r: int
+    control_w: int
+
+    @classmethod
+    def create(cls) -> RunnerPipes:
+        fds: list[int] = []
+        try:
+            for _ in range(4):
+                fds.extend(os.pipe())
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        return cls(*fds)
+
+    def runner_ends(self) -> tuple[int, int, int, int]:
+        """stdin (the request), stdout, stderr, control: as the runner gets them."""
+        return self.request_r, self.stdout_w, self.stderr_w, self.control_w
+
+    def close_runner_ends(self) -> None:
+        for fd in self.runner_ends():
+            _close(fd)
+
+    def close_host_ends(self) -> None:
+        for fd in (self.request_w, self.stdout_r, self.stderr_r, self.control_r):
+            _close(fd)
+
+    def close_all(self) -> None:
+        self.close_runner_ends()
+        self.close_host_ends()
+
+
+def _close(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
 
 
 class _OutputBudget:
@@ -57,35 +107,125 @@ class _OutputBudget:
         return kept
 
 
-async def _pump(
-    stream: asyncio.StreamReader | None, sink: bytearray, budget: _OutputBudget
-) -> None:
-    if stream is None:
-        return
-    while True:
-        chunk = await stream.read(_READ_CHUNK)
-        if not chunk:
-            return
+async def _reader(fd: int, transports: list[asyncio.BaseTransport]) -> asyncio.StreamReader:
+    """A StreamReader on ``fd`` in the running loop; the transport owns the fd from now."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=_READ_CHUNK, loop=loop)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader, loop=loop), os.fdopen(fd, "rb", buffering=0)
+    )
+    transports.append(transport)
+    return reader
+
+
+async def _pump(reader: asyncio.StreamReader, sink: bytearray, budget: _OutputBudget) -> None:
+    while chunk := await reader.read(_READ_CHUNK):
         if not budget.exceeded.is_set():
             sink += budget.take(chunk)
 
 
-def _read_control(fd: int) -> dict[str, Any] | None:
-    os.set_blocking(fd, False)
-    chunks = []
+def _write_all(fd: int, data: bytes) -> None:
     try:
-        while True:
-            chunk = os.read(fd, _READ_CHUNK)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    except BlockingIOError:
-        return None  # writer still open: the supervisor did not finish
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the runner died before reading: its report says why
+    finally:
+        _close(fd)
+
+
+async def drive(
+    pid: int,
+    pipes: RunnerPipes,
+    request: dict[str, Any],
+    *,
+    timeout: float,
+    max_output_bytes: int,
+    stop_grace: float = 0.0,
+    reap: Callable[[], Awaitable[object]] | None = None,
+) -> RunnerRun:
+    """Run one execution on the runner ``pid`` (its supervisor) through ``pipes``.
+
+    The runner's ends must be closed in this process already. On a timeout or an
+    output overflow the tree is killed; with ``stop_grace`` the runner first gets
+    SIGTERM and that many seconds to stop the code and save its files. ``reap``
+    waits for the process when this process is its parent.
+    """
+    run = RunnerRun()
+    started = time.perf_counter()
+    out, err, control = bytearray(), bytearray(), bytearray()
+    budget = _OutputBudget(max_output_bytes)
+    tasks: list[asyncio.Future[Any]] = []
+    transports: list[asyncio.BaseTransport] = []
+    # fds not yet handed to a transport or a writer, closed here at the end
+    own = [pipes.stdout_r, pipes.stderr_r, pipes.control_r, pipes.request_w]
     try:
-        data = json.loads(b"".join(chunks))
+        readers = []
+        for fd in own[:3]:
+            readers.append(await _reader(fd, transports))
+            own.remove(fd)
+        stdout, stderr, ctl = readers
+        data = json.dumps(request).encode()
+        own.remove(pipes.request_w)
+        if len(data) <= 65536:  # an empty pipe takes that much without blocking
+            _write_all(pipes.request_w, data)
+        else:
+            tasks.append(
+                asyncio.ensure_future(asyncio.to_thread(_write_all, pipes.request_w, data))
+            )
+        pumps = asyncio.gather(_pump(stdout, out, budget), _pump(stderr, err, budget))
+        ended = asyncio.ensure_future(_pump(ctl, control, _OutputBudget(1 << 20)))
+        overflow = asyncio.ensure_future(budget.exceeded.wait())
+        tasks += [pumps, ended, overflow]
+
+        done, _ = await asyncio.wait({ended, overflow}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        if ended not in done:
+            run.output_exceeded = overflow in done
+            run.timed_out = not run.output_exceeded
+            if stop_grace > 0:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+                await asyncio.wait({ended}, timeout=stop_grace)
+            await asyncio.to_thread(kill_tree, pid)
+        await asyncio.wait({ended}, timeout=_DRAIN_SECONDS)
+        if reap is not None:
+            await reap()
+        # the supervisor has exited: its tree is gone (or killed just now)
+        await asyncio.to_thread(kill_tree, pid)
+        try:
+            await asyncio.wait_for(asyncio.shield(pumps), _DRAIN_SECONDS)
+        except asyncio.TimeoutError:
+            run.notes.append("output pipes stayed open after the process tree was killed")
+        run.output_exceeded = run.output_exceeded or budget.exceeded.is_set()
+        if not run.timed_out and not run.output_exceeded and ended.done():
+            run.control = _parse_control(bytes(control))
+    except BaseException:
+        # cancelled, or a bug: never leave the tree running
+        await asyncio.shield(asyncio.to_thread(kill_tree, pid))
+        raise
+    finally:
+        run.duration_ms = (time.perf_counter() - started) * 1000
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        for transport in transports:
+            transport.close()
+        for fd in own:
+            _close(fd)
+    run.stdout, run.stderr = bytes(out), bytes(err)
+    return run
+
+
+def _parse_control(data: bytes) -> dict[str, Any] | None:
+    try:
+        report = json.loads(data)
     except ValueError:
         return None
-    return data if isinstance(data, dict) else None
+    return report if isinstance(report, dict) else None
 
 
 async def run_runner(
@@ -98,92 +238,26 @@ async def run_runner(
     max_output_bytes: int,
     stop_grace: float = 0.0,
 ) -> RunnerRun:
-    """Run ``argv`` (which must end in the runner bootstrap; the control fd number is
-    appended) with ``request`` on stdin.
-
-    On a timeout or an output overflow the tree is killed; with ``stop_grace`` the
-    runner first gets SIGTERM and that many seconds to stop the code and save its
-    files (the process engine's sandbox copies them out of its tmpfs).
-    """
-    run = RunnerRun()
-    control_r, control_w = os.pipe()
-    os.set_inheritable(control_w, True)
-    started = time.perf_counter()
+    """Start ``argv`` (the runner bootstrap; the control fd number is appended) cold and
+    :func:`drive` it."""
+    pipes = RunnerPipes.create()
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv,
-            str(control_w),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            pass_fds=(control_w,),
-            start_new_session=True,
-            env=env,
-            cwd=cwd,
-        )
+            *argv, str(pipes.control_w),
+            stdin=pipes.request_r, stdout=pipes.stdout_w, stderr=pipes.stderr_w,
+            pass_fds=(pipes.control_w,), start_new_session=True, env=env, cwd=cwd,
+        )  # fmt: skip
     except BaseException:
-        os.close(control_r)
-        os.close(control_w)
+        pipes.close_all()
         raise
-    os.close(control_w)
-
-    out, err = bytearray(), bytearray()
-    budget = _OutputBudget(max_output_bytes)
-    pumps = asyncio.gather(_pump(proc.stdout, out, budget), _pump(proc.stderr, err, budget))
-    overflow = asyncio.ensure_future(budget.exceeded.wait())
-
-    async def feed_and_wait() -> int:
-        assert proc.stdin is not None
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            proc.stdin.write(json.dumps(request).encode())
-            await proc.stdin.drain()
-        proc.stdin.close()
-        return await proc.wait()
-
-    waiter = asyncio.ensure_future(feed_and_wait())
+    pipes.close_runner_ends()
     try:
-        done, _ = await asyncio.wait(
-            {waiter, overflow}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        if waiter not in done:
-            run.output_exceeded = overflow in done
-            run.timed_out = not run.output_exceeded
-            if stop_grace > 0:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-                await asyncio.wait({waiter}, timeout=stop_grace)
-            await asyncio.to_thread(kill_tree, proc.pid)
-        run.returncode = await waiter
-        # the supervisor has exited; its worker tree is gone or being killed
-        await asyncio.to_thread(kill_tree, proc.pid)
-        try:
-            await asyncio.wait_for(asyncio.shield(pumps), _DRAIN_SECONDS)
-        except asyncio.TimeoutError:
-            run.notes.append("output pipes stayed open after the process tree was killed")
-        run.output_exceeded = run.output_exceeded or budget.exceeded.is_set()
-        if not run.timed_out and not run.output_exceeded:
-            run.control = _read_control(control_r)
-    except BaseException:
-        # cancelled, or a bug: never leave the tree running
-        await asyncio.shield(asyncio.to_thread(kill_tree, proc.pid))
-        raise
+        return await drive(
+            proc.pid, pipes, request, timeout=timeout, max_output_bytes=max_output_bytes,
+            stop_grace=stop_grace, reap=proc.wait,
+        )  # fmt: skip
     finally:
-        run.duration_ms = (time.perf_counter() - started) * 1000
-        for task in (waiter, overflow):
-            task.cancel()
-        pumps.cancel()
-        with contextlib.suppress(BaseException):
-            await pumps
-        with contextlib.suppress(BaseException):
-            await waiter
-        os.close(control_r)
         if proc.returncode is None:
             kill_tree(proc.pid)
             with contextlib.suppress(BaseException):
                 await proc.wait()
-        # closes the pipes too, should a pipe have stayed open (asyncio has no public API)
-        transport = getattr(proc, "_transport", None)
-        if transport is not None:
-            transport.close()
-    run.stdout, run.stderr = bytes(out), bytes(err)
-    return run

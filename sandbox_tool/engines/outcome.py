@@ -102,7 +102,7 @@ def build_outcome(o: Outcome) -> ExecutionResult:
         )
     if run.control is None:
         raise EngineError(
-            f"the runner ended without reporting (exit status {run.returncode}); "
+            "the runner ended without reporting; "
             "this is a sandbox_tool or host problem, not the code's: "
             + (stderr.strip()[-500:] or "no stderr"),
             **common,

@@ -8,6 +8,7 @@ import signal
 import sys
 from typing import Any, NoReturn
 
+_PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -22,10 +23,11 @@ def prctl(option: int, value: int) -> bool:
     return bool(libc.prctl(option, value, 0, 0, 0) == 0)
 
 
-def _read_request() -> dict[str, Any]:
+def read_json(fd: int) -> dict[str, Any]:
+    """Read ``fd`` to its end and parse it as a JSON object."""
     chunks = []
     while True:
-        chunk = os.read(0, 1 << 20)
+        chunk = os.read(fd, 1 << 20)
         if not chunk:
             break
         chunks.append(chunk)
@@ -138,49 +140,73 @@ def _read_nonblocking(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _start_worker(request: dict[str, Any], control_fd: int, layers_w: int | None) -> NoReturn:
-    """In the forked child: enter the sandbox if asked, then run the code."""
+def _start_worker(
+    setup: dict[str, Any], control_fd: int, layers_w: int | None, request_fd: int | None
+) -> NoReturn:
+    """In the forked child: enter the sandbox if asked, then wait for the code and run it."""
     from . import worker
 
     os.close(control_fd)
-    plan = _isolation_plan(request) if layers_w is not None else None
+    prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # the worker does not outlive its supervisor
+    request = setup
+    plan = _isolation_plan(setup) if layers_w is not None else None
     if plan is not None and layers_w is not None:
         from . import namespaces
 
         try:
             report = namespaces.enter_sandbox(plan)  # returns inside the sandbox only
         except BaseException as exc:  # noqa: BLE001 - no user code has run
-            worker.fail(request, f"sandbox set-up failed: {type(exc).__name__}: {exc}")
+            worker.fail(setup, f"sandbox set-up failed: {type(exc).__name__}: {exc}")
         # reported before any user code runs, on a pipe closed before it does
         data = json.dumps(_summary(report)).encode()
         while data:
             data = data[os.write(layers_w, data) :]
         os.close(layers_w)
+    if request_fd is not None:
+        # a pre-forked worker: sandboxed already, it now waits for the execution's part
+        try:
+            request = {**setup, **read_json(request_fd)}
+        except BaseException as exc:  # noqa: BLE001 - the host went away or sent garbage
+            worker.fail(setup, f"no usable request: {type(exc).__name__}: {exc}")
+        os.close(request_fd)
     worker.run(request)
 
 
 def main(control_fd: int) -> None:
-    """Entry point: run one execution and report on ``control_fd``."""
-    request = _read_request()
+    """Entry point of a cold start: the whole request on stdin, the report on ``control_fd``."""
+    request = read_json(0)
     sys.path.pop(0)  # the runner's directory: not for the user's code to import
+    supervise(request, control_fd, None)
+
+
+def supervise(setup: dict[str, Any], control_fd: int, request_fd: int | None) -> NoReturn:
+    """Fork the worker, wait for it, kill what it left, report on ``control_fd``, exit.
+
+    ``setup`` says how to sandbox the worker (paths, isolation); the rest of the
+    request (code, inputs, limits, policies) is in ``setup`` too for a cold start, or
+    arrives later on ``request_fd`` for a pre-forked worker.
+    """
     # Everything the worker needs is imported now, before any sandbox exists,
     # so the runner's directory need not be visible inside one.
     from . import worker  # noqa: F401
 
-    if request.get("isolation") is not None:
+    isolated = setup.get("isolation") is not None
+    if isolated:
         from . import namespaces  # noqa: F401
     subreaper = prctl(_PR_SET_CHILD_SUBREAPER, 1)
     # Not dumpable: same-uid code cannot open /proc/<this pid>/fd/N to forge the report.
     prctl(_PR_SET_DUMPABLE, 0)
-    layers_r, layers_w = os.pipe() if request.get("isolation") is not None else (None, None)
+    layers_r, layers_w = os.pipe() if isolated else (None, None)
 
     pid = os.fork()
     if pid == 0:
         if layers_r is not None:
             os.close(layers_r)
-        _start_worker(request, control_fd, layers_w)
+        _start_worker(setup, control_fd, layers_w, request_fd)
     if layers_w is not None:
         os.close(layers_w)
+    if request_fd is not None:
+        os.close(request_fd)
 
     # The host asks for a stop with SIGTERM (then SIGKILLs after a grace period): pass it
     # to the worker, whose sandbox's pid 1 stops the code and saves its files.

@@ -65,6 +65,17 @@ def _isolate_descriptors() -> None:
     os.setpgid(0, 0)
 
 
+def _reseed() -> None:
+    """Fresh random state: a worker forked from a template inherits the template's
+    (FIELD_NOTES 14), and every worker would draw the same "random" numbers."""
+    import random
+
+    random.seed()
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()
+
+
 def _count_processes_of(uid: int) -> int:
     count = 0
     for entry in os.listdir("/proc"):
@@ -209,6 +220,7 @@ def run(request: dict[str, Any]) -> NoReturn:
     """Run one request in this (forked) process and exit."""
     paths = _Paths(request["paths"])
     _isolate_descriptors()
+    _reseed()
     os.chdir(paths.work)
     # a reserve released on MemoryError so the report can still be written
     reserve: bytearray | None = bytearray(512 * 1024)
