@@ -171,7 +171,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     status = EXIT_OK
     try:
-        sandbox = PythonSandbox(args.engine)
+        # one execution: a warm template would cost more to start than it saves
+        sandbox = PythonSandbox(args.engine, warm=False)
         result: ExecutionResult | SandboxError = sandbox.execute_sync(code, inputs, options)
     except ExecutionFailed as exc:
         result, status = exc, EXIT_FAILED

@@ -216,6 +216,8 @@ async def drive(
             transport.close()
         for fd in own:
             _close(fd)
+        # a pipe transport closes its fd in a callback: let it run before the loop may end
+        await asyncio.sleep(0)
     run.stdout, run.stderr = bytes(out), bytes(err)
     return run
 

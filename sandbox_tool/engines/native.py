@@ -28,13 +28,17 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
+import weakref
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
 from sandbox_tool.engines import fontcache
 from sandbox_tool.engines.base import Engine, EngineInfo
-from sandbox_tool.engines.launch import run_runner
+from sandbox_tool.engines.launch import RunnerRun, drive, run_runner
 from sandbox_tool.engines.outcome import Outcome, build_outcome
+from sandbox_tool.engines.pool import TEMPLATE_BOOTSTRAP, Runner, WarmPool
 from sandbox_tool.engines.workspace import Workspace
 from sandbox_tool.errors import EngineUnavailable
 from sandbox_tool.options import ExecutionOptions
@@ -49,27 +53,39 @@ RUNNER_PARENT = str(Path(__file__).resolve().parent.parent)
 # Host variables that are hardware knobs, not secrets: old OpenBLAS builds
 # crash or compute wrong results on some CPUs without them.
 _PASSTHROUGH = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+#: What a warm template imports once for all its runners.
+DEFAULT_PRELOAD = ("numpy", "pandas", "matplotlib", "matplotlib.pyplot")
 
 
-def sandbox_env(ws: Workspace, options: ExecutionOptions) -> dict[str, str]:
-    """The whole environment of the code: nothing from the host but ``_PASSTHROUGH``."""
+def base_env() -> dict[str, str]:
+    """What every runner's environment holds: nothing from the host but ``_PASSTHROUGH``."""
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(ws.work),
-        "TMPDIR": str(ws.tmp),
-        "XDG_CACHE_HOME": str(ws.tmp / ".cache"),
-        "XDG_CONFIG_HOME": str(ws.tmp / ".config"),
-        "MPLCONFIGDIR": str(ws.meta / protocol.MPLCONFIG_DIR),
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
         # one thread per BLAS: predictable memory, and no spinning when threads
-        # are refused (FIELD_NOTES 1-2)
+        # are refused (FIELD_NOTES 1-2); a template must stay single-threaded
         "OPENBLAS_NUM_THREADS": "1",
         "OMP_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
         "NUMEXPR_NUM_THREADS": "1",
     }
     env.update({k: os.environ[k] for k in _PASSTHROUGH if k in os.environ})
+    return env
+
+
+def sandbox_env(ws: Workspace, options: ExecutionOptions) -> dict[str, str]:
+    """The whole environment of the code."""
+    env = base_env()
+    env.update(
+        {
+            "HOME": str(ws.work),
+            "TMPDIR": str(ws.tmp),
+            "XDG_CACHE_HOME": str(ws.tmp / ".cache"),
+            "XDG_CONFIG_HOME": str(ws.tmp / ".config"),
+            "MPLCONFIGDIR": str(ws.meta / protocol.MPLCONFIG_DIR),
+        }
+    )
     env.update(options.env_vars)
     return env
 
@@ -93,11 +109,26 @@ class NativeEngine(Engine):
     #: Seconds the runner gets to stop cleanly on a timeout before everything is killed.
     stop_grace: float = 0.0
 
-    def __init__(self, interpreter: str | None = None, *, work_root: Path | None = None) -> None:
+    def __init__(
+        self,
+        interpreter: str | None = None,
+        *,
+        work_root: Path | None = None,
+        warm: bool = True,
+        preload: Sequence[str] = DEFAULT_PRELOAD,
+        pool_size: int = 2,
+    ) -> None:
         super().__init__(interpreter)
         self.work_root = work_root
+        #: Fork runners from a template that has the stack imported (Linux), or start
+        #: every runner cold.
+        self.warm = warm and sys.platform.startswith("linux")
+        self.preload = list(preload)
+        self.pool_size = pool_size
         self._font_cache: Path | None = None
+        self._pool: WarmPool | None = None
         self._started = False
+        self._start_lock = threading.Lock()
 
     @classmethod
     def probe(cls, interpreter: str | None = None) -> EngineInfo:
@@ -119,9 +150,35 @@ class NativeEngine(Engine):
             return
         info = self.probe(self.interpreter)
         if not info.available:
-            raise EngineUnavailable(f"native engine: {info.reason}", engine=self.name)
-        self._font_cache = await asyncio.to_thread(fontcache.warm, self.interpreter)
-        self._started = True
+            raise EngineUnavailable(f"{self.name} engine: {info.reason}", engine=self.name)
+        await asyncio.to_thread(self._start_blocking)
+
+    def _start_blocking(self) -> None:
+        with self._start_lock:
+            if self._started:
+                return
+            self._font_cache = fontcache.warm(self.interpreter)
+            if self.warm:
+                pool = WarmPool(
+                    self.template_argv(),
+                    env=self.template_env(),
+                    preload=self.preload,
+                    make_workspace=lambda: Workspace.create(self.work_root, {}, None),
+                    make_setup=self.runner_setup,
+                    default_key=self.pool_key(ExecutionOptions()),
+                    size=self.pool_size,
+                )
+                pool.start()
+                self._pool = pool
+                # an engine dropped without aclose() still stops its template
+                weakref.finalize(self, pool.close)
+            self._started = True
+
+    async def aclose(self) -> None:
+        pool, self._pool = self._pool, None
+        self._started = False
+        if pool is not None:
+            await asyncio.to_thread(pool.close)
 
     def degraded(self, options: ExecutionOptions) -> list[str]:
         """Limits this engine cannot apply here, with the reason."""
@@ -139,17 +196,40 @@ class NativeEngine(Engine):
             notes.append(f"limits: rlimits are untested on {sys.platform}")
         return notes
 
+    # -- what a runner is given ---------------------------------------------------------
+
     def runner_argv(self, ws: Workspace, options: ExecutionOptions) -> list[str]:
-        """The command that starts the runner (the control fd number is appended)."""
+        """The command that starts a cold runner (the control fd number is appended)."""
         return [self.interpreter, "-I", "-B", "-c", protocol.BOOTSTRAP, RUNNER_PARENT]
 
-    def runner_request(
+    def template_argv(self) -> list[str]:
+        """The command that starts the warm template (the socket fd number is appended)."""
+        return [self.interpreter, "-I", "-B", "-c", TEMPLATE_BOOTSTRAP, RUNNER_PARENT]
+
+    def template_env(self) -> dict[str, str]:
+        env = base_env()
+        env["HOME"] = "/"
+        env["MPLBACKEND"] = "module://runner.mplbackend"
+        if self._font_cache is not None:
+            env["MPLCONFIGDIR"] = str(self._font_cache)
+        return env
+
+    def pool_key(self, options: ExecutionOptions) -> Hashable:
+        """The settings a runner's sandbox is built with (runners are reused per key)."""
+        return None
+
+    def runner_setup(self, ws: Workspace, key: Hashable) -> dict[str, Any]:
+        """How to build a runner's sandbox for ``ws``: known before the code is."""
+        return {"paths": {"work": str(ws.work), "tmp": str(ws.tmp), "meta": str(ws.meta)}}
+
+    def execution_request(
         self, code: str, inputs: Any, options: ExecutionOptions, ws: Workspace
     ) -> dict[str, Any]:
-        """The JSON request the runner reads on stdin (see ``runner.protocol``)."""
+        """What the runner needs to run the code (see ``runner.protocol``)."""
         return {
             "code": code,
             "inputs": inputs,
+            "env": sandbox_env(ws, options),
             "max_result_bytes": options.max_output_bytes,
             "limits": {
                 "memory_bytes": options.memory_mb * 1024 * 1024,
@@ -167,37 +247,78 @@ class NativeEngine(Engine):
                 "deny": sorted(options.builtins_policy.deny),
                 "restrict_open": options.builtins_policy.restrict_open,
             },
-            "paths": {"work": str(ws.work), "tmp": str(ws.tmp), "meta": str(ws.meta)},
         }
+
+    # -- running ------------------------------------------------------------------------
 
     async def execute(self, code: str, inputs: Any, options: ExecutionOptions) -> ExecutionResult:
         await self.start()
+        if self._pool is not None:
+            return await self._execute_warm(code, inputs, options, self._pool)
         ws = await asyncio.to_thread(
             Workspace.create, self.work_root, options.files, self._font_cache
         )
         try:
+            request = {
+                **self.runner_setup(ws, self.pool_key(options)),
+                **self.execution_request(code, inputs, options, ws),
+            }
             run = await run_runner(
-                self.runner_argv(ws, options),
-                self.runner_request(code, inputs, options, ws),
-                env=sandbox_env(ws, options),
-                cwd=str(ws.work),
-                timeout=options.timeout,
-                max_output_bytes=options.max_output_bytes,
+                self.runner_argv(ws, options), request, env=request["env"], cwd=str(ws.work),
+                timeout=options.timeout, max_output_bytes=options.max_output_bytes,
                 stop_grace=self.stop_grace,
-            )
-            report = ws.read_worker_report(4 * options.max_output_bytes + (1 << 20))
-            artifacts, truncated = ws.collect_artifacts(options.max_artifact_bytes)
+            )  # fmt: skip
+            return self._outcome(run, ws, options)
         finally:
             await asyncio.to_thread(ws.cleanup)
+
+    async def _execute_warm(
+        self, code: str, inputs: Any, options: ExecutionOptions, pool: WarmPool
+    ) -> ExecutionResult:
+        # exposed files must be in place before the sandbox is built: fork a runner for them
+        ws = None
+        if options.files:
+            ws = await asyncio.to_thread(Workspace.create, self.work_root, options.files, None)
+        taking = asyncio.get_running_loop().run_in_executor(
+            None, pool.take, self.pool_key(options), ws
+        )
+        try:
+            runner = await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            taking.add_done_callback(_discard_when_taken)
+            raise
+        except BaseException:
+            if ws is not None:
+                await asyncio.to_thread(ws.cleanup)
+            raise
+        try:
+            run = await drive(
+                runner.pid, runner.pipes, self.execution_request(code, inputs, options, runner.ws),
+                timeout=options.timeout, max_output_bytes=options.max_output_bytes,
+                stop_grace=self.stop_grace,
+            )  # fmt: skip
+            return self._outcome(run, runner.ws, options)
+        finally:
+            await asyncio.to_thread(runner.ws.cleanup)
+            pool.refill()
+
+    def _outcome(self, run: RunnerRun, ws: Workspace, options: ExecutionOptions) -> ExecutionResult:
+        report = ws.read_worker_report(4 * options.max_output_bytes + (1 << 20))
+        artifacts, truncated = ws.collect_artifacts(options.max_artifact_bytes)
+        truncated = truncated or ws.copy_out_cut_short()
         return build_outcome(
             Outcome(
-                run,
-                report,
-                artifacts,
-                truncated,
-                self.name,
-                options,
-                self.degraded(options),
+                run, report, artifacts, truncated, self.name, options, self.degraded(options),
                 require_isolation=self.security_level > NativeEngine.security_level,
             )
-        )
+        )  # fmt: skip
+
+    @property
+    def pool(self) -> WarmPool | None:
+        """The warm pool, once started (None on the cold path)."""
+        return self._pool
+
+
+def _discard_when_taken(future: asyncio.Future[Runner]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().discard()

@@ -47,12 +47,13 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from sandbox_tool.engines import seatbelt
 from sandbox_tool.engines.base import EngineInfo
-from sandbox_tool.engines.native import RUNNER_PARENT, NativeEngine
+from sandbox_tool.engines.native import DEFAULT_PRELOAD, RUNNER_PARENT, NativeEngine
 from sandbox_tool.engines.workspace import Workspace
 from sandbox_tool.errors import EngineUnavailable
 from sandbox_tool.options import ExecutionOptions
@@ -122,8 +123,15 @@ class ProcessEngine(NativeEngine):
         *,
         work_root: Path | None = None,
         accept_degraded: bool = False,
+        warm: bool = True,
+        preload: Sequence[str] = DEFAULT_PRELOAD,
+        pool_size: int = 2,
     ) -> None:
-        super().__init__(interpreter, work_root=work_root)
+        # a Seatbelt profile names the execution's dirs: no template to fork from on macOS
+        super().__init__(
+            interpreter, work_root=work_root, warm=warm and not _MACOS, preload=preload,
+            pool_size=pool_size,
+        )  # fmt: skip
         self.accept_degraded = accept_degraded
         self._skip_layers: tuple[str, ...] = ()
         self._prefixes: list[str] | None = None
@@ -212,17 +220,38 @@ class ProcessEngine(NativeEngine):
         )
         return [seatbelt.SANDBOX_EXEC, "-p", profile, *argv]
 
-    def runner_request(
+    #: On a timeout the sandbox's pid 1 gets this long to stop the code and copy its
+    #: files out of the size-capped tmpfs before everything is killed.
+    stop_grace = 2.0
+
+    def pool_key(self, options: ExecutionOptions) -> Hashable:
+        return (options.network, options.max_processes, options.max_disk_mb,
+                options.max_artifact_bytes, tuple(sorted(options.files)))  # fmt: skip
+
+    def runner_setup(self, ws: Workspace, key: Hashable) -> dict[str, Any]:
+        setup = super().runner_setup(ws, key)
+        if _MACOS:
+            return setup
+        assert isinstance(key, tuple)
+        network, max_processes, disk_mb, artifact_bytes, files = key
+        setup["isolation"] = {
+            "network": bool(network),
+            "nproc": int(max_processes),
+            "skip_layers": list(self._skip_layers),
+            # the writable dirs live in a tmpfs of max_disk_mb, not on the host's disk;
+            # exposed files are bound read-only and do not count against it
+            "scratch_mb": int(disk_mb),
+            "ro_files": [str(ws.work / name) for name in files],
+            # the code's files, plus the runner's report and figures
+            "copy_out_max_bytes": int(artifact_bytes) + (64 << 20),
+        }
+        return setup
+
+    def execution_request(
         self, code: str, inputs: Any, options: ExecutionOptions, ws: Workspace
     ) -> dict[str, Any]:
-        request = super().runner_request(code, inputs, options, ws)
-        if _MACOS:
-            return request
-        # the sandbox's own process cap replaces RLIMIT_NPROC's per-user count
-        request["limits"]["processes"] = None
-        request["isolation"] = {
-            "network": options.network,
-            "nproc": options.max_processes,
-            "skip_layers": list(self._skip_layers),
-        }
+        request = super().execution_request(code, inputs, options, ws)
+        if not _MACOS:
+            # the sandbox's own process cap replaces RLIMIT_NPROC's per-user count
+            request["limits"]["processes"] = None
         return request

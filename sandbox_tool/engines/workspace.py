@@ -11,6 +11,7 @@ Everything is removed by :meth:`Workspace.cleanup`.
 
 from __future__ import annotations
 
+import json
 import mimetypes
 import os
 import shutil
@@ -26,6 +27,9 @@ from sandbox_tool.runner.protocol import FIGURES_DIR, MPLCONFIG_DIR, WORKER_REPO
 __all__ = ["Workspace"]
 
 MAX_ARTIFACT_FILES = 100
+# written by the process engine's sandbox when it copies files out of its tmpfs
+_PARTIAL = ".scratch-partial-"
+_SCRATCH_SUMMARY = ".scratch.json"
 _EXTRA_TYPES = {
     ".csv": "text/csv",
     ".md": "text/markdown",
@@ -96,6 +100,18 @@ class Workspace:
     def read_worker_report(self, limit: int) -> bytes | None:
         return _read_regular(str(self.meta / WORKER_REPORT), limit)
 
+    def copy_out_cut_short(self) -> bool:
+        """Whether the sandbox's copy-out from its tmpfs left files behind (a budget was
+        reached); False where there was no copy-out."""
+        data = _read_regular(str(self.meta / _SCRATCH_SUMMARY), 1 << 16)
+        if data is None:
+            return False
+        try:
+            summary = json.loads(data)
+        except ValueError:
+            return True
+        return bool(summary.get("reason"))
+
     def collect_artifacts(self, max_bytes: int) -> tuple[list[Artifact], bool]:
         """Captured figures, then files the code created or changed in its work dir.
 
@@ -110,6 +126,8 @@ class Workspace:
         for dirpath, dirnames, filenames in os.walk(self.work, followlinks=False):
             dirnames.sort()
             for fname in sorted(filenames):
+                if fname.startswith(_PARTIAL):
+                    continue  # a copy-out cut short by a kill
                 path = os.path.join(dirpath, fname)
                 rel = os.path.relpath(path, self.work)
                 if rel in self.exposed:

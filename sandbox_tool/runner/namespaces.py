@@ -24,6 +24,12 @@ counts only the sandbox's tasks (the kernel keys that count by user namespace
 and uid since Linux 5.14), and for root callers it is no longer exempt because
 the host uid is not 0 (FIELD_NOTES 6). See :func:`set_process_cap`.
 
+With a ``"scratch"`` plan (:mod:`.scratch`), the writable dirs are directories
+of one size-capped tmpfs instead of host binds; P copies them in during set-up
+and copies new and changed files back to the host once the sandbox is dead,
+and a SIGTERM to W then stops the sandbox (SIGKILL to all of it) rather than
+being forwarded, so that the copy-out still happens.
+
 If set-up fails in W or P, :class:`SandboxSetupError` is raised in W; if it
 fails in U, it is raised in U. Either way no user code has run.
 """
@@ -47,7 +53,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
-from . import landlock, seccomp
+from . import landlock, scratch, seccomp
 
 __all__ = [
     "DEFAULT_DEVICES",
@@ -204,6 +210,10 @@ def default_plan(
     network: bool = False,
     extra_ro: tuple[str, ...] = (),
     nproc: int | None = None,
+    scratch_mb: int | None = None,
+    ro_files: tuple[str, ...] = (),
+    copy_out_max_bytes: int = scratch.DEFAULT_MAX_BYTES,
+    copy_out_max_files: int = scratch.DEFAULT_MAX_FILES,
 ) -> dict[str, Any]:
     """A plan that runs this interpreter (and its venv) on the execution's dirs.
 
@@ -213,6 +223,14 @@ def default_plan(
     Python read. Read-write, at the same
     paths: ``work``, ``tmp`` (also at ``/tmp``) and ``meta``. Landlock and
     seccomp are derived from the mounts (``"auto"``).
+
+    With ``scratch_mb``, the three read-write dirs are not host binds but
+    directories of one tmpfs of that size (the plan's ``"scratch"`` key, see
+    :func:`enter_sandbox`): ``work`` and ``meta`` are copied in (``ro_files``,
+    files in them, are bound read-only instead), and new or changed files in
+    ``meta`` then ``work`` are copied back when the sandbox ends, within
+    ``copy_out_max_bytes`` and ``copy_out_max_files``; the summary lands in
+    ``meta`` (:data:`scratch.SUMMARY_NAME`). ``tmp`` is not copied either way.
     """
     runner_dir = os.path.dirname(os.path.abspath(__file__))
     prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
@@ -227,10 +245,10 @@ def default_plan(
         etc += ["resolv.conf", "ssl", "gai.conf", "services", "protocols"]
     ro += [f"/etc/{name}" for name in etc if os.path.lexists(f"/etc/{name}")]
     ro += [p for p in extra_ro if p not in ro]
-    rw: list[Any] = [work, meta, tmp]
+    rw: list[Any] = [work, meta, tmp] if scratch_mb is None else []
     if tmp != "/tmp":
-        rw.append([tmp, "/tmp"])
-    return {
+        rw.append([tmp, "/tmp"])  # with scratch: the same tmpfs dir as ``tmp``
+    plan: dict[str, Any] = {
         "uid": SANDBOX_ID,
         "gid": SANDBOX_ID,
         "hostname": "sandbox",
@@ -248,6 +266,17 @@ def default_plan(
         "landlock": "auto",
         "seccomp": {"network": network, "unix_sockets": True},
     }
+    if scratch_mb is not None:
+        plan["scratch"] = {
+            "size_mb": scratch_mb,
+            "dirs": [work, meta, tmp],
+            "copy_in": [work, meta],
+            "ro_files": list(ro_files),
+            "copy_out": [meta, work],  # meta first: the worker's report and figures
+            "copy_out_max_bytes": copy_out_max_bytes,
+            "copy_out_max_files": copy_out_max_files,
+        }
+    return plan
 
 
 class _Plan:
@@ -272,10 +301,20 @@ class _Plan:
         self.nproc = plan.get("nproc")
         self.files: dict[str, str] = dict(plan.get("files", {}))
         self.skipped: list[str] = []
+        self.scratch: scratch.ScratchSpec | None = None
+        if plan.get("scratch") is not None:
+            try:
+                self.scratch = scratch.ScratchSpec.parse(plan["scratch"])
+            except (ValueError, TypeError) as exc:
+                raise SandboxSetupError(errno.EINVAL, f"scratch: {exc}") from exc
         # (source as seen from the old root, destination, kind): symlinks are
         # recreated, everything else bound; sources are resolved now because
-        # absolute links would point into the staging root later.
+        # absolute links would point into the staging root later. Kind
+        # "scratch": a scratch dir's tmpfs directory (``source`` is the host dir).
         self.mounts: list[tuple[str, str, str]] = []
+        if self.scratch is not None:
+            pairs = zip(self.scratch.dirs, self.scratch.destinations, strict=True)
+            self.mounts += [(real, dst, "scratch") for real, dst in pairs]
         for kind, key in (("ro", "ro_binds"), ("rw", "rw_binds"), ("dev", "devices")):
             items = _bind_list(plan.get(key))
             if kind == "dev":
@@ -288,10 +327,33 @@ class _Plan:
                     continue
                 if kind == "ro" and os.path.islink(src) and src == dst and src.count("/") == 1:
                     self.mounts.append((os.readlink(src), dst, "link"))
-                else:
-                    self.mounts.append((os.path.realpath(src), os.path.normpath(dst), kind))
+                    continue
+                real, dst = os.path.realpath(src), os.path.normpath(dst)
+                how = self._scratch_kind(real) if kind == "rw" and self.scratch else kind
+                if (real, dst, how) not in self.mounts:
+                    self.mounts.append((real, dst, how))
+        if self.scratch is not None:  # over every mount of their dir, after it (deeper)
+            for i, rel, real in self.scratch.ro_files:
+                if not os.path.exists(real):
+                    self.skipped.append(real)
+                    continue
+                for src, dst, kind in list(self.mounts):
+                    if kind == "scratch" and src == self.scratch.dirs[i]:
+                        self.mounts.append((real, os.path.join(dst, rel), "ro"))
         self.mounts.sort(key=lambda m: m[1].count("/"))  # parents before children
         self.chown_rw = bool(plan.get("chown_rw", True))
+
+    def _scratch_kind(self, real: str) -> str:
+        """A rw bind of a scratch dir is served from its tmpfs dir; one inside it is refused."""
+        assert self.scratch is not None
+        for top in self.scratch.dirs:
+            if real == top:
+                return "scratch"
+            if real.startswith(top.rstrip("/") + "/"):
+                raise SandboxSetupError(
+                    errno.EINVAL, f"rw bind {real} is inside the scratch dir {top}"
+                )
+        return "rw"
 
     def landlock_spec(self) -> dict[str, Any] | None:
         spec = self.raw.get("landlock", "auto")
@@ -301,8 +363,8 @@ class _Plan:
             return dict(spec)
         by_kind: dict[str, list[str]] = {"ro": ["/proc"], "rw": [], "dev": []}
         for _, dst, kind in self.mounts:
-            if kind in by_kind:
-                by_kind[kind].append(dst)
+            if kind in by_kind or kind == "scratch":
+                by_kind["rw" if kind == "scratch" else kind].append(dst)
         by_kind["ro"] += [p for p in self.files if p not in by_kind["ro"]]
         return {
             "read_only": by_kind["ro"],
@@ -343,12 +405,37 @@ def enter_sandbox(plan: dict[str, Any]) -> dict[str, Any]:
     - ``nproc``: a process/thread cap for the sandbox (:func:`set_process_cap`);
     - ``landlock``: ``"auto"`` (derived from the binds), a spec for
       :func:`landlock.prepare`, or None;
-    - ``seccomp``: a spec for :func:`seccomp.apply`, or None.
+    - ``seccomp``: a spec for :func:`seccomp.apply`, or None;
+    - ``scratch``: optional; the sandbox's writable dirs in one size-capped
+      tmpfs instead of read-write host binds (:mod:`.scratch`)::
+
+          {"size_mb": int,           # the tmpfs's size (nr_inodes: 64 per MiB, >= 4096)
+           "nr_inodes": int,         # optional override of that inode cap
+           "dirs": [host dir],       # each a tmpfs dir mounted at the same path
+           "copy_in": [host dir],    # of dirs: content copied in (regular files,
+                                     # dirs; mtimes kept): the baseline
+           "ro_files": [host file],  # in a copy_in dir: not copied, bound read-only
+                                     # over an empty placeholder (not in size_mb)
+           "copy_out": [host dir],   # of dirs: new/changed files copied back at the end
+           "copy_out_max_bytes": int, "copy_out_max_files": int,  # 64 MiB, 1000
+           "copy_out_seconds": float}                             # 1.0
+
+      Modes and ownership are the host dirs' (root mode: chowned to
+      ``host_uid`` unless ``chown_rw`` is false); the host dirs themselves are
+      never bound or chowned. A ``rw_binds`` entry whose source is a scratch dir
+      (such as ``[tmp, "/tmp"]``) mounts the same tmpfs dir there. When the
+      sandbox ends (U exits or is killed, or W gets SIGTERM: P then kills every
+      sandbox process with SIGKILL instead of forwarding the signal, so W
+      reports U's death by SIGKILL), pid 1 copies new and changed regular files
+      back (:meth:`scratch.Scratch.copy_out`) and writes a summary
+      (:data:`scratch.SUMMARY_NAME`) into the first ``copy_out`` dir.
 
     The report: ``mode``, ``namespaces``, ``uid``, ``gid``, ``host_uid``,
     ``host_gid``, ``pid``, ``mounts``, ``loopback``, ``hostname``,
     ``capabilities_dropped``, ``no_new_privs``, ``nproc``, ``landlock``,
     ``seccomp`` and ``timings_ms``; a layer not applied is ``None``/``False``.
+    With a scratch plan, ``mounts["scratch"]`` describes the tmpfs and what was
+    copied in, and ``timings_ms["scratch"]`` is its set-up time.
     """
     started = time.perf_counter()
     if not sys.platform.startswith("linux"):
@@ -449,7 +536,7 @@ def _pid1(p: _Plan, status_w: int, timings: dict[str, float], started: float) ->
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     _prctl(PR_SET_DUMPABLE, 0)  # the sandbox (same uid in userns mode) must not ptrace pid 1
     with _timed(timings, "mount_ns"):
-        mounts = _build_root(p)
+        mounts, scratch_dirs = _build_root(p, timings)
     go_r, go_w = os.pipe()  # P -> U: id maps written, plus P's timings
     ready_r, ready_w = os.pipe()  # U -> P: user namespace created
     forked = time.perf_counter()
@@ -459,6 +546,8 @@ def _pid1(p: _Plan, status_w: int, timings: dict[str, float], started: float) ->
         os.close(go_w)
         os.close(ready_r)
         os.close(status_w)
+        if scratch_dirs is not None:
+            scratch_dirs.close()  # P's fds on the host dirs must never reach the sandbox
         try:
             return _sandbox(p, ready_w, go_r, mounts, started, timings["fork_sandbox"])
         except SandboxSetupError:
@@ -477,16 +566,43 @@ def _pid1(p: _Plan, status_w: int, timings: dict[str, float], started: float) ->
         outer = p.host_uid if p.root_mode else 0
         outer_gid = p.host_gid if p.root_mode else 0
         _write_id_maps(str(upid), f"{p.uid} {outer} 1", f"{p.gid} {outer_gid} 1")
+    stopped = _handle_signals(upid, stop=scratch_dirs is not None)  # before U runs any code
     _send(go_w, json.dumps(timings).encode())
     os.close(go_w)
     _send(status_w, b'{"ok": true}\n')
-    _reap(upid, status_w)
+    _reap(upid, status_w, scratch_dirs, stopped)
 
 
-def _reap(upid: int, status_w: int) -> NoReturn:
-    """P after set-up: forward signals to U, reap everything, report U's status."""
+def _handle_signals(upid: int, stop: bool) -> list[bool]:
+    """P: forward signals to U; with ``stop``, SIGTERM stops the sandbox instead.
+
+    Stopping sends SIGKILL to every process in the namespace (from pid 1,
+    ``kill(-1)`` reaches all of them) so that pid 1 can copy the scratch dirs
+    out; the returned list becomes non-empty when that happened.
+    """
+    stopped: list[bool] = []
+
+    def stop_all(_s: int, _f: Any) -> None:
+        stopped.append(True)
+        _kill_quietly(-1, signal.SIGKILL)
+
     for sig in FORWARDED_SIGNALS:
-        signal.signal(sig, lambda s, _f: _kill_quietly(upid, s))
+        if stop and sig == signal.SIGTERM:
+            signal.signal(sig, stop_all)
+        else:
+            signal.signal(sig, lambda s, _f: _kill_quietly(upid, s))
+    return stopped
+
+
+def _reap(
+    upid: int, status_w: int, scratch_dirs: scratch.Scratch | None, stopped: list[bool]
+) -> NoReturn:
+    """P after set-up: reap everything, copy the scratch dirs out, report U's status.
+
+    However U ended (exit, signal, RLIMIT_CPU, or stopped by SIGTERM, which is
+    then reported as U's death by SIGKILL), the scratch dirs are copied out
+    only once every process of the sandbox is dead and reaped.
+    """
     status = None
     while True:
         try:
@@ -496,14 +612,24 @@ def _reap(upid: int, status_w: int) -> NoReturn:
         if pid == upid:
             status = st
             _kill_quietly(-1, signal.SIGKILL)  # pid 1 kills everything else in the namespace
+    if scratch_dirs is not None:
+        for sig in FORWARDED_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)  # a second SIGTERM must not cut the copy short
+        scratch_dirs.copy_out(stopped=bool(stopped))
     _send(
         status_w, json.dumps({"status": status if status is not None else 1 << 8}).encode() + b"\n"
     )
     os._exit(0)
 
 
-def _build_root(p: _Plan) -> dict[str, Any]:
-    """P: a private mount namespace whose root is a tmpfs holding only the plan's paths."""
+def _build_root(
+    p: _Plan, timings: dict[str, float]
+) -> tuple[dict[str, Any], scratch.Scratch | None]:
+    """P: a private mount namespace whose root is a tmpfs holding only the plan's paths.
+
+    Also returns the scratch dirs' state (with fds on the tmpfs and the host
+    copy_out dirs, opened before the host's root is gone), if the plan has them.
+    """
     _unshare(CLONE_NEWNS, "CLONE_NEWNS")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     # Stage on a tmpfs over /tmp: after the first pivot_root the old root stays
@@ -522,7 +648,13 @@ def _build_root(p: _Plan) -> dict[str, Any]:
         os.chmod(target, 0o644)
     os.makedirs("/newroot/dev", mode=0o755, exist_ok=True)
     _mount("tmpfs", "/newroot/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k")
-    done: dict[str, list[str]] = {"ro": [], "rw": [], "dev": [], "link": []}
+    scratch_dirs = scratch_report = None
+    if p.scratch is not None:
+        with _timed(timings, "scratch"):
+            owner = (p.host_uid, p.host_gid) if p.root_mode and p.chown_rw else None
+            scratch_dirs = scratch.Scratch(p.scratch, owner)
+            scratch_report = scratch_dirs.setup("/oldroot", "/scratch", _mount)
+    done: dict[str, list[str]] = {"ro": [], "rw": [], "dev": [], "link": [], "scratch": []}
     for src, dst, kind in p.mounts:
         target = "/newroot" + dst
         if kind == "link":
@@ -531,14 +663,23 @@ def _build_root(p: _Plan) -> dict[str, Any]:
                 os.symlink(src, target)
             done[kind].append(dst)
             continue
-        source = "/oldroot" + src
+        if kind == "scratch":
+            assert scratch_dirs is not None
+            source = scratch_dirs.source(src)
+        else:
+            source = "/oldroot" + src
         os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
         if os.path.isdir(source):
             os.makedirs(target, mode=0o755, exist_ok=True)
         elif not os.path.exists(target):
             os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o644))
         _mount(source, target, None, MS_BIND)
-        extra = {"ro": MS_RDONLY | MS_NODEV, "rw": MS_NODEV | MS_NOEXEC, "dev": MS_NOEXEC}[kind]
+        extra = {
+            "ro": MS_RDONLY | MS_NODEV,
+            "rw": MS_NODEV | MS_NOEXEC,
+            "scratch": MS_NODEV | MS_NOEXEC,
+            "dev": MS_NOEXEC,
+        }[kind]
         _remount(target, MS_NOSUID | extra)
         done[kind].append(dst)
     for name, link in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
@@ -553,7 +694,7 @@ def _build_root(p: _Plan) -> dict[str, Any]:
     _pivot_root(".", ".")  # the old (staging) root now sits on top of the new one
     _umount(".")
     os.chdir("/")
-    return {
+    report = {
         "root": "tmpfs (read-only)",
         "ro": done["ro"],
         "rw": done["rw"],
@@ -563,6 +704,9 @@ def _build_root(p: _Plan) -> dict[str, Any]:
         "proc": True,
         "skipped": p.skipped,
     }
+    if scratch_report is not None:
+        report["scratch"] = {**scratch_report, "mounted_at": done["scratch"]}
+    return report, scratch_dirs
 
 
 def _remount(target: str, flags: int) -> None:

@@ -95,6 +95,10 @@ def _isolation_plan(request: dict[str, Any]) -> dict[str, Any] | None:
         network=bool(isolation.get("network")),
         nproc=isolation.get("nproc"),
         extra_ro=tuple(isolation.get("extra_ro", ())),
+        scratch_mb=isolation.get("scratch_mb"),
+        ro_files=tuple(isolation.get("ro_files", ())),
+        **{k: int(isolation[k]) for k in ("copy_out_max_bytes", "copy_out_max_files")
+           if k in isolation},
     )  # fmt: skip
     for layer in isolation.get("skip_layers", ()):
         plan[layer] = None  # a degraded mode the caller accepted explicitly
@@ -117,6 +121,7 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
                      "scoped": landlock.get("scoped"), "net": landlock.get("handled_net")},
         "seccomp": {"applied": bool(seccomp.get("applied")), "arch": seccomp.get("arch"),
                     "socket_families": seccomp.get("socket_families")},
+        "disk_mb": ((report.get("mounts") or {}).get("scratch") or {}).get("size_mb"),
         "setup_ms": (report.get("timings_ms") or {}).get("total"),
     }  # fmt: skip
 

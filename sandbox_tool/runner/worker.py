@@ -37,12 +37,13 @@ _MPL_BACKEND = "module://runner.mplbackend"
 # Bound now: the user's code may replace module attributes (json.dumps = None)
 # before the report is written.
 _dumps = json.dumps
-_os_open, _os_write, _os_close, _os_replace, _os_getpid = (
+_os_open, _os_write, _os_close, _os_replace, _os_getpid, _os_ftruncate = (
     os.open,
     os.write,
     os.close,
     os.replace,
     os.getpid,
+    os.ftruncate,
 )
 _exit = os._exit
 _join = os.path.join
@@ -114,14 +115,29 @@ def _apply_limits(limits: dict[str, int | None]) -> None:
         resource.setrlimit(resource.RLIMIT_CPU, (int(cpu), int(cpu) + 1))
 
 
+def _reserve_report(meta: str, size: int) -> None:
+    """Allocate the report's file before the code runs: code that fills the disk limit
+    must not leave the runner without room to say so."""
+    fd = _os_open(_join(meta, WORKER_REPORT + ".tmp"), _CREATE_FLAGS, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError:
+        pass  # no fallocate here: the report is written as usual
+    finally:
+        _os_close(fd)
+
+
 def _write_report(meta: str, report: dict[str, Any]) -> None:
     data = _dumps(report).encode()
     path = _join(meta, WORKER_REPORT)
     tmp = path + ".tmp"
-    fd = _os_open(tmp, _CREATE_FLAGS, 0o600)
+    # into the space reserved before the code ran, then cut to size
+    fd = _os_open(tmp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
-        while data:
-            data = data[_os_write(fd, data) :]
+        view = memoryview(data)
+        while view:
+            view = view[_os_write(fd, view) :]
+        _os_ftruncate(fd, len(data))
     finally:
         _os_close(fd)
     _os_replace(tmp, path)
@@ -219,6 +235,10 @@ def fail(request: dict[str, Any], message: str) -> NoReturn:
 def run(request: dict[str, Any]) -> NoReturn:
     """Run one request in this (forked) process and exit."""
     paths = _Paths(request["paths"])
+    env = request.get("env")
+    if env is not None:  # a runner forked from a template has the template's environment
+        os.environ.clear()
+        os.environ.update(env)
     _isolate_descriptors()
     _reseed()
     os.chdir(paths.work)
@@ -242,6 +262,8 @@ def run(request: dict[str, Any]) -> NoReturn:
         os.environ["MPLBACKEND"] = _MPL_BACKEND
         mplbackend.configure(os.path.join(paths.meta, FIGURES_DIR))
 
+        # the result, its repr and a traceback: what a report can hold
+        _reserve_report(paths.meta, int(request["max_result_bytes"]) + (256 << 10))
         code: str = request["code"]
         # every line ends in a newline, as linecache's own entries do: traceback's
         # caret arithmetic relies on it

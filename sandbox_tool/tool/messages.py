@@ -28,7 +28,12 @@ from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import Artifact, ExecutionResult
 from sandbox_tool.tool.description import describe_libraries
 from sandbox_tool.tool.interpreter import InterpreterInfo
-from sandbox_tool.tool.remedies import builtin_alternative, exception_hint, module_alternative
+from sandbox_tool.tool.remedies import (
+    builtin_alternative,
+    csv_columns,
+    exception_hint,
+    module_alternative,
+)
 
 #: Image types that chat models accept as image input.
 VIEWABLE_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
@@ -56,6 +61,11 @@ class MessageContext:
     @property
     def files(self) -> list[str]:
         return sorted(self.options.files)
+
+    def table_columns(self) -> dict[str, list[str]]:
+        """The header row of each CSV/TSV input file, by the name the code sees."""
+        found = {name: csv_columns(self.options.files[name]) for name in self.files}
+        return {name: columns for name, columns in found.items() if columns}
 
 
 def clip_middle(text: str, limit: int) -> str:
@@ -130,12 +140,19 @@ def _compact(table: str, limit: int, max_lines: int = 24) -> str:
 _CARET = re.compile(r"^\s*[\^~]+[\s\^~]*$")
 
 
+def _failing_line(error: ExecutionError, source: str | None) -> str | None:
+    """The user's failing line: from the error, or else from the code that ran."""
+    if error.line:
+        return error.line
+    if source is not None and error.lineno is not None:
+        lines = source.splitlines()  # some errors come without their line: take it from the code
+        return lines[error.lineno - 1] if 0 < error.lineno <= len(lines) else None
+    return None
+
+
 def _caret_block(error: ExecutionError, source: str | None) -> list[str]:
     """The user's failing line, with the caret line from the traceback when it has one."""
-    line = error.line
-    if not line and source is not None and error.lineno is not None:
-        lines = source.splitlines()  # some errors come without their line: take it from the code
-        line = lines[error.lineno - 1] if 0 < error.lineno <= len(lines) else None
+    line = _failing_line(error, source)
     if error.lineno is None or not line:
         return []
     code = line.strip()
@@ -167,7 +184,12 @@ def _execution_error(error: ExecutionError, ctx: MessageContext, source: str | N
         tb = clip_middle("\n".join(frames), ctx.max_output_chars)
         lines += ["Traceback (your code's frames only, most recent call last):", tb]
     hint = exception_hint(
-        error.exception, error.message, files=ctx.files, keeps_state=ctx.keeps_state
+        error.exception,
+        error.message,
+        files=ctx.files,
+        keeps_state=ctx.keeps_state,
+        columns=ctx.table_columns() if error.exception == "KeyError" else None,
+        line=_failing_line(error, source),
     )
     if error.exception == "ModuleNotFoundError":
         missing = re.search(r"No module named '([\w.]+)'", error.message)

@@ -7,9 +7,20 @@ and hints for common exceptions. Domain knowledge, kept apart from formatting.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ast
+import csv
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
-__all__ = ["builtin_alternative", "exception_hint", "module_alternative"]
+__all__ = [
+    "builtin_alternative",
+    "csv_columns",
+    "exception_hint",
+    "missing_keys",
+    "module_alternative",
+]
 
 _NETWORK = frozenset(
     {
@@ -96,14 +107,116 @@ def builtin_alternative(name: str, files: Sequence[str] = ()) -> str:
     return _BUILTINS.get(name, "do without it")
 
 
+#: Tabular input files whose header row can name the columns a KeyError missed.
+_TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t"}
+#: Columns named in a hint at most; close matches are looked for among all of them.
+MAX_COLUMNS = 40
+
+
+def csv_columns(path: Path) -> list[str] | None:
+    """The header row of a CSV or TSV file (read from its first 64 KB), else ``None``."""
+    delimiter = _TABLE_SUFFIXES.get(path.suffix.lower())
+    if delimiter is None:
+        return None
+    try:
+        with path.open("rb") as f:
+            head = f.read(64 * 1024)
+    except OSError:
+        return None
+    first = head.decode("utf-8-sig", errors="replace").splitlines()[:1]
+    if not first:
+        return None
+    try:
+        row = next(csv.reader(first, delimiter=delimiter))
+    except (csv.Error, StopIteration):
+        return None
+    names = [name.strip() for name in row]
+    return names if any(names) else None
+
+
+_QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'")
+
+
+def missing_keys(message: str) -> list[str]:
+    r"""The string keys a ``KeyError`` says are missing, as pandas and dicts word it.
+
+    >>> missing_keys("KeyError: 'price'")
+    ['price']
+    >>> missing_keys("KeyError: 'Column not found: price'")
+    ['price']
+    >>> missing_keys("KeyError: \"['a', 'b'] not in index\"")
+    ['a', 'b']
+    >>> missing_keys("KeyError: 5")
+    []
+    """
+    text = message.removeprefix("KeyError:").strip()
+    try:
+        key = ast.literal_eval(text) if text else None
+    except (ValueError, SyntaxError):
+        return []
+    if not isinstance(key, str):
+        return []
+    if key.startswith("Column not found: "):  # df.groupby(...)["x"]
+        return [key.removeprefix("Column not found: ")]
+    listed = key.startswith(("Columns not found: ", "None of [")) or key.endswith(
+        ("not in index", "not found in axis")
+    )
+    if listed:  # df[["x", "y"]], df.drop(columns=[...]), df.set_index([...])
+        return _QUOTED.findall(re.sub(r"dtype='[^']*'", "", key))
+    return [key]
+
+
+def _column_hint(missing: Sequence[str], columns: Mapping[str, Sequence[str]]) -> str | None:
+    """Which input files' columns the missing keys are not, with the closest names."""
+    known = {name for names in columns.values() for name in names}
+    absent = [key for key in missing if key not in known]
+    if not columns or not absent:
+        return None  # not a column of the inputs: the KeyError is about something else
+    parts = []
+    for key in absent:
+        close = difflib.get_close_matches(key, sorted(known), n=2, cutoff=0.6)
+        close += [n for n in sorted(known) if n.lower() == key.lower() and n not in close]
+        guess = f" (did you mean {' or '.join(repr(n) for n in close[:2])}?)" if close else ""
+        parts.append(f"{key!r} is not a column of the input files{guess}")
+    for file, names in columns.items():
+        shown = ", ".join(repr(n) for n in names[:MAX_COLUMNS])
+        more = f" and {len(names) - MAX_COLUMNS} more" if len(names) > MAX_COLUMNS else ""
+        parts.append(f"the columns of {file!r} are: {shown}{more}")
+    parts.append("a DataFrame you changed shows its own with print(df.columns.tolist())")
+    return "; ".join(parts)
+
+
 def exception_hint(
-    exception: str, message: str, *, files: Sequence[str] = (), keeps_state: bool = False
+    exception: str,
+    message: str,
+    *,
+    files: Sequence[str] = (),
+    keeps_state: bool = False,
+    columns: Mapping[str, Sequence[str]] | None = None,
+    line: str | None = None,
 ) -> str | None:
-    """A hint for exceptions with a usual cause, or ``None``."""
+    """A hint for exceptions with a usual cause, or ``None``.
+
+    ``columns``: the header of each tabular input file, so that a ``KeyError`` for a
+    column name that none of them has can name the columns that exist. ``line``: the
+    failing line of the code, to quote it in the hint.
+    """
     if exception == "SyntaxError" and "'return' outside function" in message:
+        returned = re.search(r"(?:^|;)\s*return\s+([^;]+?)\s*$", line or "")
+        if returned:
+            value = returned.group(1)
+            return (
+                "the code runs as a script, not a function: instead of "
+                f"`return {value}`, write `result = {value}`"
+            )
         return (
             "the code runs as a script, not a function: instead of `return x`, end with "
             "`x` on its own line or set `result = x`"
+        )
+    if exception == "SyntaxError" and "after line continuation character" in message:
+        return (
+            "a backslash outside a string must end its line: if you meant line breaks, put "
+            "real line breaks in the code, not the two characters \\n"
         )
     if exception == "SyntaxError" and "'await' outside" in message:
         return "use asyncio.run(main()) to run a coroutine"
@@ -115,5 +228,8 @@ def exception_hint(
     if exception == "FileNotFoundError":
         return f"the input files are in the working directory: {_files_text(files)}"
     if exception == "KeyError":
+        hint = _column_hint(missing_keys(message), columns or {})
+        if hint:
+            return hint
         return "check the names that exist first, e.g. print(df.columns.tolist())"
     return None

@@ -61,7 +61,9 @@ def parse_arguments(arguments: str | dict[str, Any] | None) -> str:
     """
     if isinstance(arguments, str):
         try:
-            arguments = json.loads(arguments) if arguments.strip() else {}
+            # strict=False: a raw line break inside the "code" string (small models
+            # write them) is unambiguous, so take it rather than refuse the call
+            arguments = json.loads(arguments, strict=False) if arguments.strip() else {}
         except ValueError as exc:
             raise ArgumentsError(f"the arguments are not valid JSON ({exc})") from exc
     if not isinstance(arguments, dict):

@@ -39,7 +39,25 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else set()
+    if not os.path.isdir("/proc/self/fd"):
+        return set()
+    listed = os.listdir("/proc/self/fd")  # includes the fd that listing used, closed since
+    return {fd for fd in listed if _open(int(fd))}
+
+
+def _open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def _fd_target(fd: str) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return "?"
 
 
 def _pids_in(text: str) -> list[int]:
@@ -73,6 +91,31 @@ def _dead(pid: int) -> bool:
         return True
 
 
+def _assert_clean(work_root: Path, fds_before: set[str], pool: Any = None) -> None:
+    """Nothing left behind but what a warm ``pool`` keeps for the next execution: its
+    template, its waiting runners (with the sandboxes below them), their dirs and fds."""
+    template = pool.template_pid() if pool is not None else None
+    runners = pool.resident_pids() - {template} if pool is not None else set()
+    dirs = pool.resident_dirs() if pool is not None else set()
+    fds = pool.resident_fds() if pool is not None else set()
+    left = [p for p in work_root.iterdir() if p not in dirs]
+    assert left == [], f"the engine left working directories behind: {left}"
+    living = []
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if _dead(proc.pid) or proc.pid == template or proc.pid in runners:
+                continue
+            if runners & {a.pid for a in proc.parents()}:
+                continue  # inside a waiting runner
+            living.append(proc)
+        except psutil.NoSuchProcess:
+            continue
+    assert living == [], f"processes left behind: {living}"
+    allowed = fds_before | {str(n) for n in range(3)} | {str(fd) for fd in fds}
+    leaked = {fd: _fd_target(fd) for fd in _fds() - allowed}
+    assert leaked == {}, f"file descriptors leaked: {leaked}"
+
+
 class EngineContract:
     """Behaviour every engine promises. Subclasses implement :meth:`make_engine`."""
 
@@ -80,25 +123,50 @@ class EngineContract:
     enforces_process_limit: ClassVar[bool] = True
     #: whether the code can fork at all (the policy is allow-all in those tests)
     can_fork: ClassVar[bool] = True
+    #: whether the engine keeps a warm pool (one sandbox is then shared by the class)
+    warm: ClassVar[bool] = False
 
     def make_engine(self, work_root: Path) -> Engine:
         raise NotImplementedError
 
     # -- fixtures and helpers ---------------------------------------------------
 
-    @pytest.fixture(autouse=True)
-    def no_leftovers(self, tmp_path: Path) -> Any:
-        work_root = tmp_path / "engine-root"
-        work_root.mkdir()
+    @pytest.fixture(scope="class")
+    @classmethod
+    def shared_sandbox(cls, tmp_path_factory: pytest.TempPathFactory) -> Any:
+        """One sandbox for the whole class when the engine keeps a warm pool (starting a
+        template per test would dominate the suite); checked empty at the end."""
+        if not cls.warm:
+            yield None
+            return
+        work_root = tmp_path_factory.mktemp("engine-root")
         fds_before = _fds()
-        self.sandbox = PythonSandbox(engine=self.make_engine(work_root))
+        sandbox = PythonSandbox(engine=cls().make_engine(work_root))
+        asyncio.run(sandbox.start())
+        yield sandbox
+        asyncio.run(sandbox.aclose())
+        _assert_clean(work_root, fds_before)
+
+    @pytest.fixture(autouse=True)
+    def no_leftovers(self, tmp_path: Path, shared_sandbox: PythonSandbox | None) -> Any:
+        """After every test: no process, file descriptor or directory left behind, but
+        for what a warm pool keeps for the next execution."""
+        if shared_sandbox is not None:
+            self.sandbox = shared_sandbox
+            work_root = shared_sandbox.engine.work_root  # type: ignore[attr-defined]
+        else:
+            work_root = tmp_path / "engine-root"
+            work_root.mkdir()
+        fds_before = _fds()
+        if shared_sandbox is None:
+            self.sandbox = PythonSandbox(engine=self.make_engine(work_root))
         yield
-        asyncio.run(self.sandbox.aclose())
-        assert list(work_root.iterdir()) == [], "the engine left a working directory behind"
-        me = psutil.Process()
-        living = [p for p in me.children(recursive=True) if not _dead(p.pid)]
-        assert living == [], f"processes left behind: {living}"
-        assert _fds() <= fds_before | {str(n) for n in range(3)}, "file descriptors leaked"
+        pool = getattr(self.sandbox.engine, "pool", None)
+        if shared_sandbox is None:
+            asyncio.run(self.sandbox.aclose())
+        elif pool is not None:
+            pool.wait_idle()
+        _assert_clean(work_root, fds_before, pool if shared_sandbox is not None else None)
 
     def run(self, code: str, inputs: Any = None, **options: Any) -> ExecutionResult:
         return self.sandbox.execute_sync(textwrap.dedent(code), inputs, ExecutionOptions(**options))

@@ -11,8 +11,19 @@ from .engine_contract import EngineContract
 
 
 class TestNativeEngine(EngineContract):
+    """Cold: a fresh interpreter per execution."""
+
     # RLIMIT_NPROC does not apply to root (FIELD_NOTES 6)
     enforces_process_limit = os.geteuid() != 0
 
     def make_engine(self, work_root: Path) -> NativeEngine:
-        return NativeEngine(work_root=work_root)
+        return NativeEngine(work_root=work_root, warm=False)
+
+
+class TestNativeEngineWarm(TestNativeEngine):
+    """Warm: runners forked from a template that has the stack imported."""
+
+    warm = True
+
+    def make_engine(self, work_root: Path) -> NativeEngine:
+        return NativeEngine(work_root=work_root, warm=True)

@@ -17,5 +17,16 @@ pytestmark = pytest.mark.skipif(
 
 
 class TestProcessEngine(EngineContract):
+    """Cold: a fresh interpreter in a fresh sandbox per execution."""
+
     def make_engine(self, work_root: Path) -> ProcessEngine:
-        return ProcessEngine(work_root=work_root)
+        return ProcessEngine(work_root=work_root, warm=False)
+
+
+class TestProcessEngineWarm(TestProcessEngine):
+    """Warm: runners forked from a template, each in a fresh sandbox of its own."""
+
+    warm = True
+
+    def make_engine(self, work_root: Path) -> ProcessEngine:
+        return ProcessEngine(work_root=work_root, warm=True)

@@ -21,7 +21,7 @@ CANDIDATES = sorted(
 @pytest.mark.skipif(not CANDIDATES, reason="no other Python 3.10+ interpreter on this machine")
 @pytest.mark.parametrize("python", CANDIDATES or ["none"])
 def test_other_interpreters(python: str) -> None:
-    sandbox = PythonSandbox("native", interpreter=python)
+    sandbox = PythonSandbox("native", interpreter=python, warm=False)
     res = sandbox.execute_sync("import sys\nsys.version_info[:2]")
     assert res.result[0] == 3 and res.result[1] >= 10
     with pytest.raises(ImportNotAllowed):
@@ -35,4 +35,4 @@ def test_other_interpreters(python: str) -> None:
 
 
 def test_interpreter_defaults_to_the_current_one() -> None:
-    assert PythonSandbox("native").engine.interpreter == sys.executable
+    assert PythonSandbox("native", warm=False).engine.interpreter == sys.executable

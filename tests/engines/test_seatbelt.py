@@ -108,7 +108,8 @@ def test_process_engine_uses_the_profile_on_macos(
         assert argv[:2] == [seatbelt.SANDBOX_EXEC, "-p"]
         assert sbpl_string(os.path.realpath(ws.work)) in argv[2]
         assert argv[3:] == NativeEngine(engine.interpreter).runner_argv(ws, options)
-        assert "isolation" not in engine.runner_request("x", None, options, ws)
+        assert "isolation" not in engine.runner_setup(ws, engine.pool_key(options))
+        assert not engine.warm  # a profile names its dirs: no template to fork from
         assert any("untested on real macOS" in n for n in engine.degraded(options))
     finally:
         ws.cleanup()

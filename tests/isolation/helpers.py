@@ -83,6 +83,17 @@ def in_child(fn: Callable[..., Any], *args: Any, timeout: float = 30.0) -> Outco
     return Outcome(result.get("value"), result.get("error"), result.get("errno"), status)
 
 
+def sandboxed(plan: dict[str, Any], body: Callable[[], Any], timeout: float = 30) -> Outcome:
+    """Enter a sandbox in a forked child and run ``body`` inside it."""
+    from sandbox_tool.runner import namespaces
+
+    def run() -> dict[str, Any]:
+        report = namespaces.enter_sandbox(plan)
+        return {"report": report, "out": body()}
+
+    return in_child(run, timeout=timeout)
+
+
 def errno_of(call: Callable[[], Any]) -> int:
     """0 if ``call()`` succeeds, else the errno of the OSError it raised."""
     try:

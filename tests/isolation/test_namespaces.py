@@ -23,20 +23,10 @@ import pytest
 
 from sandbox_tool.runner import namespaces
 
-from .helpers import IS_ROOT, Outcome, errno_of, in_child
+from .helpers import IS_ROOT, Outcome, errno_of, in_child, sandboxed
 
 PROBE = namespaces.probe()
 pytestmark = pytest.mark.skipif(not PROBE["available"], reason=str(PROBE["reason"]))
-
-
-def sandboxed(plan: dict[str, Any], body: Callable[[], Any], timeout: float = 30) -> Outcome:
-    """Enter a sandbox in a forked child and run ``body`` inside it."""
-
-    def run() -> dict[str, Any]:
-        report = namespaces.enter_sandbox(plan)
-        return {"report": report, "out": body()}
-
-    return in_child(run, timeout=timeout)
 
 
 def bare(plan: dict[str, Any]) -> dict[str, Any]:

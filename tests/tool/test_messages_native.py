@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,8 +18,10 @@ DEVELOPER_WORDS = ("ExecutionOptions", "/tmp/", "sandbox-tool-")
 
 
 @pytest.fixture(scope="module")
-def sandbox() -> PythonSandbox:
-    return PythonSandbox("native")
+def sandbox() -> Iterator[PythonSandbox]:
+    sandbox = PythonSandbox("native")
+    yield sandbox
+    asyncio.run(sandbox.aclose())
 
 
 CASES = [
@@ -121,6 +125,47 @@ CASES = [
         False,
         ["KeyError: 'revenue'", "At line 3:\n    df['revenue']\n", "~^^^^", "df.columns"],
         id="keyerror-in-library-trimmed-to-user-frame",
+    ),
+    pytest.param(
+        "import pandas as pd\ndf = pd.read_csv('sales.csv')\ndf.groupby('region')['unit'].sum()",
+        {},
+        False,
+        ["KeyError: 'Column not found: unit'",
+         "Hint: 'unit' is not a column of the input files (did you mean 'units'?); the "
+         "columns of 'sales.csv' are: 'region', 'units', 'price'", "df.columns.tolist()"],
+        id="keyerror-column-names-the-file-columns-and-closest",
+    ),
+    pytest.param(
+        "import pandas as pd\ndf = pd.read_csv('sales.csv')\ndf[['Region', 'price']]",
+        {},
+        False,
+        ["'Region' is not a column of the input files (did you mean 'region'?)",
+         "the columns of 'sales.csv' are: 'region', 'units', 'price'"],
+        id="keyerror-column-list-names-only-the-missing-one",
+    ),
+    pytest.param(
+        "totals = {'north': 1}\ntotals['region']",
+        {},
+        False,
+        ["KeyError: 'region'", "Hint: check the names that exist first"],
+        id="keyerror-for-an-existing-column-name-gets-no-column-list",
+    ),
+    pytest.param(
+        "import pandas as pd\\ndf = pd.read_csv('sales.csv')\\ndf.head()",
+        {},
+        False,
+        ["SyntaxError: unexpected character after line continuation character",
+         "real line breaks in the code, not the two characters \\n"],
+        id="syntax-error-literal-backslash-n",
+    ),
+    pytest.param(
+        "import pandas as pd; df = pd.read_csv('sales.csv'); top = df['units'].max(); return top",
+        {},
+        False,
+        ["SyntaxError: 'return' outside function",
+         "Hint: the code runs as a script, not a function: instead of `return top`, write "
+         "`result = top`."],
+        id="syntax-error-return-outside-function-quotes-the-fix",
     ),
     pytest.param(
         "total = 0\nif total > 1\n    print(total)",

@@ -124,6 +124,7 @@ def test_code_failures_become_outcomes_with_the_error(fake_tool: Any) -> None:
         pytest.param({"code": "print(1)"}, "print(1)", id="dict"),
         pytest.param({"code": "```python\nprint(1)\n```"}, "print(1)", id="markdown-fence"),
         pytest.param({"code": "```\nx = 1\ny = 2\n```\n"}, "x = 1\ny = 2", id="bare-fence"),
+        pytest.param('{"code": "x = 1\ny = 2"}', "x = 1\ny = 2", id="raw-line-break-in-json"),
     ],
 )
 def test_parse_arguments(arguments: Any, code: str) -> None:

@@ -1,0 +1,293 @@
+"""The warm pool: one template process per engine, and runners forked from it ahead of time.
+
+The template (:mod:`sandbox_tool.runner.template`) imports the data-science
+stack once. Each runner forked from it is a full runner (supervisor, worker,
+and for the process engine a fresh sandbox with its own namespaces, landlock
+ruleset, seccomp filter and rlimits): a warm runner is never weaker than a
+cold one. A few runners for the engine's default settings are forked ahead of
+time and wait, already sandboxed, for their request; each runs exactly one
+execution and is replaced in the background.
+
+Loop-agnostic: the pool's state is guarded by a thread lock, so executions may
+come from any event loop (``execute_sync`` runs a fresh loop per call).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox_tool.engines.launch import RunnerPipes
+from sandbox_tool.engines.proctree import kill_tree
+from sandbox_tool.engines.workspace import Workspace
+from sandbox_tool.errors import EngineError, EngineUnavailable
+
+__all__ = ["Runner", "WarmPool"]
+
+TEMPLATE_BOOTSTRAP = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from runner.template import main; main(int(sys.argv[2]))"
+)
+_READY_TIMEOUT = 120.0
+
+
+@dataclass
+class Runner:
+    """A runner forked from the template: its supervisor's pid, the host's pipe ends and
+    its workspace. ``key`` says which settings its sandbox was built for."""
+
+    pid: int
+    pipes: RunnerPipes
+    ws: Workspace
+    key: Any
+
+    def discard(self) -> None:
+        kill_tree(self.pid)
+        self.pipes.close_host_ends()
+        self.ws.cleanup()
+
+
+class WarmPool:
+    """A template process and ``size`` runners forked ahead of time for ``default_key``.
+
+    ``make_setup(ws, key)`` gives the runner's setup for a workspace and a settings key;
+    ``make_workspace()`` a fresh workspace. ``env`` is the template's environment.
+    """
+
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        env: dict[str, str],
+        preload: list[str],
+        make_workspace: Callable[[], Workspace],
+        make_setup: Callable[[Workspace, Any], dict[str, Any]],
+        default_key: Any,
+        size: int = 2,
+    ) -> None:
+        self.argv = argv
+        self.env = env
+        self.preload = preload
+        self.make_workspace = make_workspace
+        self.make_setup = make_setup
+        self.default_key = default_key
+        self.size = size
+        self.info: dict[str, Any] = {}
+        self._lock = threading.RLock()
+        self._ready: deque[Runner] = deque()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
+        self._started = threading.Event()
+        self._closed = False
+        self._refill_wanted = threading.Condition(self._lock)
+        self._idle = threading.Condition(self._lock)
+        self._refiller: threading.Thread | None = None
+        self.restarts = 0
+
+    # -- the template --------------------------------------------------------------
+
+    def _spawn(self) -> None:
+        """Start the template from a thread that lives as long as it does (its
+        PR_SET_PDEATHSIG fires when the thread that started it ends)."""
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def own_template() -> None:
+            host, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            try:
+                proc = subprocess.Popen(
+                    [*self.argv, str(child.fileno())], pass_fds=(child.fileno(),),
+                    env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE, start_new_session=True,
+                )  # fmt: skip
+            except BaseException as exc:  # noqa: BLE001 - reported to the caller
+                failure.append(exc)
+                host.close()
+                child.close()
+                started.set()
+                return
+            child.close()
+            self._proc, self._sock = proc, host
+            started.set()
+            proc.wait()  # until the template ends, crash or shutdown
+
+        threading.Thread(target=own_template, name="sandbox-tool-template", daemon=True).start()
+        started.wait()
+        if failure:
+            raise EngineUnavailable(f"could not start the warm template: {failure[0]}")
+        assert self._sock is not None
+        self._sock.send(json.dumps({"preload": self.preload}).encode())
+        self._sock.settimeout(_READY_TIMEOUT)
+        try:
+            hello = json.loads(self._sock.recv(1 << 20) or b"{}")
+        except (OSError, ValueError) as exc:
+            hello = {"error": str(exc)}
+        self._sock.settimeout(None)
+        if not hello.get("ready"):
+            detail = self._stop_template()
+            raise EngineUnavailable(f"the warm template did not start: {hello} {detail}")
+        self.info = hello
+
+    def _alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def _stop_template(self) -> str:
+        detail = ""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._proc is not None:
+            kill_tree(self._proc.pid)
+            with contextlib.suppress(Exception):
+                _, err = self._proc.communicate(timeout=5)
+                detail = (err or b"").decode(errors="replace")[-500:]
+            self._proc = None
+        return detail
+
+    def _ensure_template(self) -> None:
+        if self._closed:
+            raise EngineError("the warm pool is closed")
+        if not self._alive():
+            if self._proc is not None:
+                self.restarts += 1
+                self._drop_ready()  # runners of a dead template are dead too
+                self._stop_template()
+            self._spawn()
+
+    # -- runners -------------------------------------------------------------------
+
+    def _fork(self, key: Any, ws: Workspace | None = None) -> Runner:
+        """Fork a runner now (the caller holds the lock)."""
+        self._ensure_template()
+        ws = ws or self.make_workspace()
+        pipes = RunnerPipes.create()
+        try:
+            setup = self.make_setup(ws, key)
+            assert self._sock is not None
+            socket.send_fds(self._sock, [json.dumps({"setup": setup}).encode()],
+                            list(pipes.runner_ends()))  # fmt: skip
+            answer = json.loads(self._sock.recv(1 << 16) or b"{}")
+            if "pid" not in answer:
+                raise EngineError(f"the warm template could not fork a runner: {answer}")
+        except BaseException:
+            pipes.close_all()
+            ws.cleanup()
+            raise
+        finally:
+            pipes.close_runner_ends()
+        return Runner(int(answer["pid"]), pipes, ws, key)
+
+    def take(self, key: Any, ws: Workspace | None = None) -> Runner:
+        """A runner for ``key``: one forked ahead of time when there is one (and no
+        workspace was imposed), else one forked now. Blocking: call it in a thread."""
+        with self._lock:
+            if ws is None and key == self.default_key:
+                while self._ready:
+                    runner = self._ready.popleft()
+                    if self._alive() and _running(runner.pid):
+                        return runner
+                    runner.discard()
+            return self._fork(key, ws)
+
+    def refill(self) -> None:
+        """Replace the runners taken, in the background. Called once an execution is over,
+        so that at low load the replacement does not compete with it for the CPU."""
+        with self._lock:
+            self._refill_wanted.notify()
+
+    def _refill_loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._closed and len(self._ready) >= self.size:
+                    self._refill_wanted.wait()
+                if self._closed:
+                    return
+                try:
+                    self._ready.append(self._fork(self.default_key))
+                except Exception:  # noqa: BLE001 - retried on the next request
+                    self._refill_wanted.wait()
+                self._idle.notify_all()
+
+    def start(self) -> None:
+        """Start the template and the background refill (blocking: call it in a thread)."""
+        with self._lock:
+            self._ensure_template()
+            if self._refiller is None and self.size > 0:
+                self._refiller = threading.Thread(
+                    target=self._refill_loop, name="sandbox-tool-refill", daemon=True
+                )
+                self._refiller.start()
+                self._refill_wanted.notify()
+
+    def _drop_ready(self) -> None:
+        while self._ready:
+            self._ready.popleft().discard()
+
+    def close(self) -> None:
+        """Stop the template and every waiting runner; nothing is left behind."""
+        with self._lock:
+            self._closed = True
+            self._drop_ready()
+            self._stop_template()
+            self._refill_wanted.notify_all()
+            self._idle.notify_all()
+        if self._refiller is not None:
+            self._refiller.join(timeout=5)
+
+    def ready_count(self) -> int:
+        with self._lock:
+            return len(self._ready)
+
+    def template_pid(self) -> int | None:
+        return self._proc.pid if self._alive() and self._proc is not None else None
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Wait until no runner is being forked and the waiting ones are sandboxed (for
+        leak checks, which must not mistake a runner being born for a leftover)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._refiller is not None and len(self._ready) < self.size:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._closed:
+                    break
+                self._idle.wait(left)
+
+    def resident_pids(self) -> set[int]:
+        """The template and the waiting runners' supervisors: what the pool keeps between
+        executions (with the sandboxes below those supervisors). Any other child of the
+        template is a leftover."""
+        with self._lock:
+            pids = {r.pid for r in self._ready}
+            if self._proc is not None:
+                pids.add(self._proc.pid)
+            return pids
+
+    def resident_dirs(self) -> set[Any]:
+        with self._lock:
+            return {r.ws.root for r in self._ready}
+
+    def resident_fds(self) -> set[int]:
+        with self._lock:
+            fds = {self._sock.fileno()} if self._sock is not None else set()
+            for r in self._ready:
+                fds |= {r.pipes.request_w, r.pipes.stdout_r, r.pipes.stderr_r, r.pipes.control_r}
+            if self._proc is not None and self._proc.stderr is not None:
+                fds.add(self._proc.stderr.fileno())
+            return fds
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,134 @@
+"""The warm template: imports the data-science stack once, then forks runners.
+
+Started by the host's warm pool as::
+
+    python -I -B -c TEMPLATE_BOOTSTRAP <dir holding this package> <socket fd>
+
+over a ``SOCK_SEQPACKET`` socket (one message per datagram, file descriptors
+attached). The template imports the preload list (numpy, pandas, matplotlib
+with the capturing backend and its font cache), freezes the heap, reports
+``{"ready": true, ...}``, then for every ``fork`` message
+
+    {"setup": {...the runner's setup: paths, isolation...}}  + 4 fds
+    (the runner's stdin for the request, stdout, stderr, control)
+
+forks a runner supervisor (:func:`runner.supervisor.supervise`) wired to those
+fds, and answers ``{"pid": N}``. The supervisor forks the worker, which enters
+its sandbox at once and then waits for the execution's request on its stdin:
+a request at low load pays only for running its code.
+
+The template starts no threads (unshare needs a single-threaded process,
+FIELD_NOTES 1) and dies with its host (``PR_SET_PDEATHSIG``); its runners die
+with it.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from typing import Any, NoReturn
+
+from .supervisor import prctl, supervise
+
+_PR_SET_PDEATHSIG = 1
+_MAX_MESSAGE = 1 << 20
+
+
+def _threads() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 1
+
+
+def _preload(modules: list[str]) -> dict[str, str]:
+    """Import ``modules``; return those that failed, with the reason."""
+    failed = {}
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # noqa: BLE001 - reported to the host, not fatal
+            failed[name] = f"{type(exc).__name__}: {exc}"
+    if "matplotlib.pyplot" in sys.modules:
+        # load the font list now (from the seeded cache) rather than in every worker
+        from matplotlib import font_manager
+
+        font_manager.findfont("DejaVu Sans")
+    return failed
+
+
+def _start_runner(setup: dict[str, Any], fds: list[int]) -> NoReturn:
+    """In the forked child: become a runner supervisor on the given fds."""
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the template ignores it; we wait
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        os.setsid()
+        request_r, stdout_w, stderr_w, control_w = fds
+        os.dup2(stdout_w, 1)
+        os.dup2(stderr_w, 2)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        for fd in (devnull, stdout_w, stderr_w):
+            os.close(fd)
+        supervise(setup, control_w, request_r)
+    except BaseException:  # noqa: BLE001 - never return into the template's loop
+        os._exit(70)
+
+
+def serve(sock: socket.socket) -> NoReturn:
+    """Fork a runner for every message until the host closes the socket."""
+    while True:
+        try:
+            message, fds, _, _ = socket.recv_fds(sock, _MAX_MESSAGE, 4)
+        except OSError:
+            os._exit(0)
+        if not message:
+            os._exit(0)  # the host closed its end: the pool is shutting down
+        try:
+            setup = json.loads(message)["setup"]
+            if len(fds) != 4:
+                raise ValueError(f"expected 4 file descriptors, got {len(fds)}")
+            pid = os.fork()
+            if pid == 0:
+                sock.close()
+                _start_runner(setup, fds)
+            answer: dict[str, Any] = {"pid": pid}
+        except Exception as exc:  # noqa: BLE001 - answered, the template lives on
+            answer = {"error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            for fd in fds:
+                os.close(fd)
+        sock.send(json.dumps(answer).encode())
+
+
+def main(sock_fd: int) -> NoReturn:
+    started = time.perf_counter()
+    sys.path.pop(0)  # the runner's directory: not for the user's code to import
+    prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    sock = socket.socket(fileno=sock_fd)
+    config = json.loads(sock.recv(_MAX_MESSAGE))
+    # runners are reaped automatically; a supervisor waits for its own worker
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    from . import namespaces, worker  # noqa: F401 - imported once, for every runner
+
+    failed = _preload(list(config.get("preload", [])))
+    gc.collect()
+    gc.freeze()  # keep the preloaded heap shared with the forks (no refcount writes on GC)
+    sock.send(
+        json.dumps(
+            {
+                "ready": True,
+                "failed": failed,
+                "threads": _threads(),
+                "python": sys.version.split()[0],
+                "ready_ms": round((time.perf_counter() - started) * 1000, 1),
+            }
+        ).encode()
+    )
+    serve(sock)
