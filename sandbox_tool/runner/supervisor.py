@@ -67,6 +67,10 @@ def reap_everything(worker_pgid: int | None) -> None:
             pass
     me = os.getpid()
     linux = sys.platform.startswith("linux")
+    try:
+        os.waitpid(-1, os.WNOHANG)  # reaps one that exited; raises when none is left
+    except ChildProcessError:
+        return  # none left (the usual case): no need to scan /proc
     while True:
         if linux:
             for kid in _children(me):
@@ -167,6 +171,7 @@ def _start_worker(
         while data:
             data = data[os.write(layers_w, data) :]
         os.close(layers_w)
+    worker.prepare(setup)
     if request_fd is not None:
         # a pre-forked worker: sandboxed already, it now waits for the execution's part
         try:

@@ -33,6 +33,9 @@ from .supervisor import prctl
 
 _PR_SET_DUMPABLE = 4
 _MPL_BACKEND = "module://runner.mplbackend"
+# room for a report's repr, traceback and keys beside its result
+_REPORT_OVERHEAD = 256 << 10
+_DEFAULT_REPORT_RESERVE = (1 << 20) + _REPORT_OVERHEAD
 
 # Bound now: the user's code may replace module attributes (json.dumps = None)
 # before the report is written.
@@ -232,16 +235,42 @@ def fail(request: dict[str, Any], message: str) -> NoReturn:
         _exit(71)
 
 
-def run(request: dict[str, Any]) -> NoReturn:
-    """Run one request in this (forked) process and exit."""
-    paths = _Paths(request["paths"])
-    env = request.get("env")
-    if env is not None:  # a runner forked from a template has the template's environment
-        os.environ.clear()
-        os.environ.update(env)
+def prepare(setup: dict[str, Any]) -> None:
+    """What can be done before the request arrives (a pre-forked worker does it while it
+    waits, so that a request pays only for its code)."""
+    paths = _Paths(setup["paths"])
     _isolate_descriptors()
     _reseed()
     os.chdir(paths.work)
+    # line-buffered, so output printed before a kill (timeout, CPU limit) is not lost
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(line_buffering=True)
+    mplbackend.configure(os.path.join(paths.meta, FIGURES_DIR))
+    # the result, its repr and a traceback: what a report with the default limit holds
+    _reserve_report(paths.meta, _DEFAULT_REPORT_RESERVE)
+
+
+def _set_environment(env: dict[str, str]) -> None:
+    """Make ``os.environ`` exactly ``env`` (a runner forked from a template starts with
+    the template's), touching only what differs."""
+    for key in [k for k in os.environ if k not in env]:
+        del os.environ[key]
+    for key, value in env.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
+    os.environ["MPLBACKEND"] = _MPL_BACKEND
+
+
+def run(request: dict[str, Any]) -> NoReturn:
+    """Run one request in this (forked, prepared) process and exit."""
+    paths = _Paths(request["paths"])
+    env = request.get("env")
+    if env is not None:
+        _set_environment(env)
+    else:
+        os.environ["MPLBACKEND"] = _MPL_BACKEND
     # a reserve released on MemoryError so the report can still be written
     reserve: bytearray | None = bytearray(512 * 1024)
     try:
@@ -254,16 +283,9 @@ def run(request: dict[str, Any]) -> NoReturn:
         user_builtins = guards.user_builtins(
             bpol["deny"], bpol["restrict_open"], [paths.work, paths.tmp]
         )
-        # line-buffered, so output printed before a kill (timeout, CPU limit) is not lost
-        for stream in (sys.stdout, sys.stderr):
-            reconfigure = getattr(stream, "reconfigure", None)
-            if reconfigure is not None:
-                reconfigure(line_buffering=True)
-        os.environ["MPLBACKEND"] = _MPL_BACKEND
-        mplbackend.configure(os.path.join(paths.meta, FIGURES_DIR))
-
-        # the result, its repr and a traceback: what a report can hold
-        _reserve_report(paths.meta, int(request["max_result_bytes"]) + (256 << 10))
+        reserve_size = int(request["max_result_bytes"]) + _REPORT_OVERHEAD
+        if reserve_size > _DEFAULT_REPORT_RESERVE:
+            _reserve_report(paths.meta, reserve_size)
         code: str = request["code"]
         # every line ends in a newline, as linecache's own entries do: traceback's
         # caret arithmetic relies on it
