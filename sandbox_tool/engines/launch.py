@@ -192,8 +192,13 @@ async def drive(
         await asyncio.wait({ended}, timeout=_DRAIN_SECONDS)
         if reap is not None:
             await reap()
-        # the supervisor has exited: its tree is gone (or killed just now)
-        await asyncio.to_thread(kill_tree, pid)
+        if run.timed_out or run.output_exceeded or not ended.done():
+            await asyncio.to_thread(kill_tree, pid)
+        else:
+            # the supervisor killed its tree before it reported and exited; its session
+            # is all that could be left
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
         try:
             await asyncio.wait_for(asyncio.shield(pumps), _DRAIN_SECONDS)
         except asyncio.TimeoutError:

@@ -299,8 +299,7 @@ class NativeEngine(Engine):
             )  # fmt: skip
             return self._outcome(run, runner.ws, options)
         finally:
-            await asyncio.to_thread(runner.ws.cleanup)
-            pool.refill()
+            pool.release(runner)  # its workspace goes in the background
 
     def _outcome(self, run: RunnerRun, ws: Workspace, options: ExecutionOptions) -> ExecutionResult:
         report = ws.read_worker_report(4 * options.max_output_bytes + (1 << 20))

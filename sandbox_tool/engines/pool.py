@@ -84,6 +84,8 @@ class WarmPool:
         self.info: dict[str, Any] = {}
         self._lock = threading.RLock()
         self._ready: deque[Runner] = deque()
+        self._spent: list[Runner] = []
+        self._cleaning = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self._started = threading.Event()
@@ -198,19 +200,29 @@ class WarmPool:
                     runner.discard()
             return self._fork(key, ws)
 
-    def refill(self) -> None:
-        """Replace the runners taken, in the background. Called once an execution is over,
-        so that at low load the replacement does not compete with it for the CPU."""
+    def release(self, runner: Runner) -> None:
+        """An execution is over: remove its workspace and replace the runner, both in the
+        background, so that at low load neither competes with the execution."""
         with self._lock:
+            self._spent.append(runner)
             self._refill_wanted.notify()
 
     def _refill_loop(self) -> None:
         while True:
             with self._lock:
-                while not self._closed and len(self._ready) >= self.size:
+                while not self._closed and len(self._ready) >= self.size and not self._spent:
                     self._refill_wanted.wait()
+                spent, self._spent = self._spent, []
+                self._cleaning = len(spent)
+            for runner in spent:
+                runner.ws.cleanup()
+            with self._lock:
+                self._cleaning = 0
                 if self._closed:
                     return
+                if len(self._ready) >= self.size:
+                    self._idle.notify_all()
+                    continue
                 try:
                     self._ready.append(self._fork(self.default_key))
                 except Exception:  # noqa: BLE001 - retried on the next request
@@ -237,11 +249,14 @@ class WarmPool:
         with self._lock:
             self._closed = True
             self._drop_ready()
+            spent, self._spent = self._spent, []
             self._stop_template()
             self._refill_wanted.notify_all()
             self._idle.notify_all()
         if self._refiller is not None:
             self._refiller.join(timeout=5)
+        for runner in spent:
+            runner.ws.cleanup()
 
     def ready_count(self) -> int:
         with self._lock:
@@ -255,7 +270,9 @@ class WarmPool:
         leak checks, which must not mistake a runner being born for a leftover)."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            while self._refiller is not None and len(self._ready) < self.size:
+            while self._refiller is not None and (
+                len(self._ready) < self.size or self._spent or self._cleaning
+            ):
                 left = deadline - time.monotonic()
                 if left <= 0 or self._closed:
                     break
