@@ -148,7 +148,8 @@ class NativeEngine(Engine):
     async def start(self) -> None:
         if self._started:
             return
-        info = self.probe(self.interpreter)
+        # what every subprocess engine needs; subclasses check their own layers first
+        info = NativeEngine.probe(self.interpreter)
         if not info.available:
             raise EngineUnavailable(f"{self.name} engine: {info.reason}", engine=self.name)
         await asyncio.to_thread(self._start_blocking)
