@@ -94,9 +94,10 @@ def host_secret(monkeypatch: pytest.MonkeyPatch) -> str:
     return value
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def warm_process_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """One warm process engine for the whole run (a template per test would dominate)."""
+    """One warm process engine for this suite (a template per test would dominate); gone
+    before other suites run, whose leak checks would otherwise see its template."""
     if process_engine_unavailable() is not None:
         yield None
         return
