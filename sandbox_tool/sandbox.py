@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -14,6 +15,9 @@ from sandbox_tool.engines import ENGINES, Engine, EngineInfo, probe_all
 from sandbox_tool.errors import EngineUnavailable, UsageError
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
+
+if TYPE_CHECKING:
+    from sandbox_tool.session import Session
 
 __all__ = ["PythonSandbox", "create_default_sandbox", "run_sync"]
 
@@ -111,6 +115,44 @@ class PythonSandbox:
     ) -> ExecutionResult:
         """:meth:`execute` for code without an event loop."""
         return run_sync(self.execute(code, inputs, options))
+
+    async def open_session(
+        self,
+        options: ExecutionOptions | dict[str, Any] | None = None,
+        *,
+        idle_timeout: float = 600.0,
+    ) -> Session:
+        """A started :class:`~sandbox_tool.session.Session`; ``aclose()`` it when done
+        (or use :meth:`session`)."""
+        opts = self._check("", None, options)
+        opener = getattr(self.engine, "open_session", None)
+        if opener is None:
+            raise UsageError(f"the {self.engine.name} engine has no sessions")
+        session: Session = await opener(opts, idle_timeout)
+        return session
+
+    @contextlib.asynccontextmanager
+    async def session(
+        self,
+        options: ExecutionOptions | dict[str, Any] | None = None,
+        *,
+        idle_timeout: float = 600.0,
+    ) -> AsyncIterator[Session]:
+        """A stateful session: variables, imports and DataFrames last across its cells.
+
+        >>> async with sandbox.session() as s:                    # doctest: +SKIP
+        ...     await s.execute("x = 21")
+        ...     (await s.execute("x * 2")).result
+        42
+
+        ``options`` are the session's (memory, policies, files) and each cell's default
+        limits; idle for ``idle_timeout`` seconds, it ends. See :mod:`sandbox_tool.session`.
+        """
+        session = await self.open_session(options, idle_timeout=idle_timeout)
+        try:
+            yield session
+        finally:
+            await session.aclose()
 
     async def aclose(self) -> None:
         await self.engine.aclose()

@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ class RunnerRun:
 
 @dataclass
 class RunnerPipes:
-    """The four pipes of a runner: the host's ends and the runner's ends."""
+    """The four channels of a runner: the host's ends and the runner's ends."""
 
     request_r: int
     request_w: int
@@ -60,9 +61,12 @@ class RunnerPipes:
 
     @classmethod
     def create(cls) -> RunnerPipes:
+        """The request channel is a socket pair (a session answers on it); the rest pipes."""
         fds: list[int] = []
         try:
-            for _ in range(4):
+            host, runner = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            fds += [runner.detach(), host.detach()]
+            for _ in range(3):
                 fds.extend(os.pipe())
         except BaseException:
             for fd in fds:

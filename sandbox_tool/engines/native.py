@@ -32,7 +32,7 @@ import threading
 import weakref
 from collections.abc import Hashable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandbox_tool.engines import fontcache
 from sandbox_tool.engines.base import Engine, EngineInfo
@@ -40,10 +40,13 @@ from sandbox_tool.engines.launch import RunnerRun, drive, run_runner
 from sandbox_tool.engines.outcome import Outcome, build_outcome
 from sandbox_tool.engines.pool import TEMPLATE_BOOTSTRAP, Runner, WarmPool
 from sandbox_tool.engines.workspace import Workspace
-from sandbox_tool.errors import EngineUnavailable
+from sandbox_tool.errors import EngineUnavailable, UsageError
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
 from sandbox_tool.runner import protocol
+
+if TYPE_CHECKING:
+    from sandbox_tool.session import Session
 
 __all__ = ["NativeEngine", "sandbox_env"]
 
@@ -301,6 +304,28 @@ class NativeEngine(Engine):
             return self._outcome(run, runner.ws, options)
         finally:
             pool.release(runner)  # its workspace goes in the background
+
+    async def open_session(self, options: ExecutionOptions, idle_timeout: float) -> Session:
+        """A session: one sandboxed interpreter for many cells (see :mod:`sandbox_tool.session`)."""
+        from sandbox_tool.session import Session
+
+        await self.start()
+        pool = self._pool
+        if pool is None:
+            raise UsageError(
+                "sessions run on the warm pool: create the engine with warm=True (Linux)"
+            )
+        ws = None
+        if options.files:
+            ws = await asyncio.to_thread(Workspace.create, self.work_root, options.files, None)
+        runner = await asyncio.to_thread(pool.take, self.pool_key(options), ws, session=True)
+        session = Session(self, runner, options, idle_timeout)
+        try:
+            await session._open()
+        except BaseException:
+            await asyncio.shield(session.aclose())
+            raise
+        return session
 
     def _outcome(self, run: RunnerRun, ws: Workspace, options: ExecutionOptions) -> ExecutionResult:
         report = ws.read_worker_report(4 * options.max_output_bytes + (1 << 20))

@@ -28,7 +28,7 @@ from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import Artifact, ExecutionResult
 from sandbox_tool.runner import protocol
 
-__all__ = ["Outcome", "build_outcome"]
+__all__ = ["Outcome", "RunnerRun", "build_outcome", "code_error"]
 
 # What allocators print when they give up under RLIMIT_AS
 _MEMORY_SIGNS = ("MemoryError", "bad_alloc", "Cannot allocate memory", "out of memory")
@@ -144,7 +144,7 @@ def build_outcome(o: Outcome) -> ExecutionResult:
             **common,
         )
     if status == "error":
-        raise _code_error(report, opts, common)
+        raise code_error(report, opts, common)
     raise EngineError(f"the runner failed: {report.get('message', 'unknown error')}", **common)
 
 
@@ -157,7 +157,7 @@ def _memory_error(opts: ExecutionOptions, common: dict[str, Any], how: str) -> S
     )
 
 
-def _code_error(
+def code_error(
     report: dict[str, Any], opts: ExecutionOptions, common: dict[str, Any]
 ) -> SandboxError:
     kind = report.get("kind")

@@ -167,13 +167,13 @@ class WarmPool:
 
     # -- runners -------------------------------------------------------------------
 
-    def _fork(self, key: Any, ws: Workspace | None = None) -> Runner:
+    def _fork(self, key: Any, ws: Workspace | None = None, *, session: bool = False) -> Runner:
         """Fork a runner now (the caller holds the lock)."""
         self._ensure_template()
         ws = ws or self.make_workspace()
         pipes = RunnerPipes.create()
         try:
-            setup = self.make_setup(ws, key)
+            setup = {**self.make_setup(ws, key), "session": session}
             assert self._sock is not None
             socket.send_fds(self._sock, [json.dumps({"setup": setup}).encode()],
                             list(pipes.runner_ends()))  # fmt: skip
@@ -188,10 +188,13 @@ class WarmPool:
             pipes.close_runner_ends()
         return Runner(int(answer["pid"]), pipes, ws, key)
 
-    def take(self, key: Any, ws: Workspace | None = None) -> Runner:
+    def take(self, key: Any, ws: Workspace | None = None, *, session: bool = False) -> Runner:
         """A runner for ``key``: one forked ahead of time when there is one (and no
-        workspace was imposed), else one forked now. Blocking: call it in a thread."""
+        workspace was imposed), else one forked now; a ``session`` runner runs many cells.
+        Blocking: call it in a thread."""
         with self._lock:
+            if session:
+                return self._fork(key, ws, session=True)
             if ws is None and key == self.default_key:
                 while self._ready:
                     runner = self._ready.popleft()

@@ -18,7 +18,7 @@ def _alive(proc: psutil.Process) -> bool:
         return False
 
 
-def kill_tree(pid: int, *, deadline: float = 2.0) -> None:
+def kill_tree(pid: int, *, deadline: float = 2.0, wait: float = 0.0) -> None:
     """SIGKILL ``pid`` and every descendant, then its process group.
 
     The runner's supervisor is the child subreaper on Linux, so descendants
@@ -26,12 +26,14 @@ def kill_tree(pid: int, *, deadline: float = 2.0) -> None:
     to it and stay in its tree. Descendants are killed before the supervisor
     (killing it first would hand them to init); the walk repeats until no
     living descendant is left, which catches processes forked during the walk.
+    With ``wait``, wait up to that long for every killed process to be gone.
     """
     try:
         root = psutil.Process(pid)
     except psutil.Error:
         root = None
     end = time.monotonic() + deadline
+    killed: list[psutil.Process] = [root] if root is not None else []
     while root is not None and time.monotonic() < end:
         try:
             living = [p for p in root.children(recursive=True) if _alive(p)]
@@ -42,6 +44,7 @@ def kill_tree(pid: int, *, deadline: float = 2.0) -> None:
         for proc in living:
             try:
                 proc.send_signal(signal.SIGKILL)
+                killed.append(proc)
             except psutil.Error:
                 pass
         time.sleep(0.002)
@@ -53,3 +56,7 @@ def kill_tree(pid: int, *, deadline: float = 2.0) -> None:
         os.killpg(pid, signal.SIGKILL)
     except OSError:
         pass
+    if wait > 0:
+        end = time.monotonic() + wait
+        while time.monotonic() < end and any(_alive(p) for p in killed):
+            time.sleep(0.005)

@@ -172,6 +172,10 @@ def _start_worker(
             data = data[os.write(layers_w, data) :]
         os.close(layers_w)
     worker.prepare(setup)
+    if setup.get("session") and request_fd is not None:
+        from . import session
+
+        session.serve(setup, request_fd)  # never returns
     if request_fd is not None:
         # a pre-forked worker: sandboxed already, it now waits for the execution's part
         try:
@@ -198,7 +202,7 @@ def supervise(setup: dict[str, Any], control_fd: int, request_fd: int | None) ->
     """
     # Everything the worker needs is imported now, before any sandbox exists,
     # so the runner's directory need not be visible inside one.
-    from . import worker  # noqa: F401
+    from . import session, worker  # noqa: F401
 
     isolated = setup.get("isolation") is not None
     if isolated:

@@ -194,9 +194,8 @@ def _error_report(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def _split_last_expression(code: str) -> tuple[types.CodeType, types.CodeType | None]:
+def _split_last_expression(tree: ast.Module) -> tuple[types.CodeType, types.CodeType | None]:
     """Compile the code; the last statement separately when it is an expression."""
-    tree = ast.parse(code, USER_FILENAME, "exec")
     last = None
     if tree.body and isinstance(tree.body[-1], ast.Expr):
         last = ast.Expression(tree.body[-1].value)
@@ -263,48 +262,60 @@ def _set_environment(env: dict[str, str]) -> None:
     os.environ["MPLBACKEND"] = _MPL_BACKEND
 
 
-def run(request: dict[str, Any]) -> NoReturn:
-    """Run one request in this (forked, prepared) process and exit."""
+def start_namespace(request: dict[str, Any]) -> types.ModuleType:
+    """Apply the request's environment, limits and policies; the user's ``__main__``."""
     paths = _Paths(request["paths"])
     env = request.get("env")
     if env is not None:
         _set_environment(env)
     else:
         os.environ["MPLBACKEND"] = _MPL_BACKEND
-    # a reserve released on MemoryError so the report can still be written
-    reserve: bytearray | None = bytearray(512 * 1024)
-    try:
-        _apply_limits(request.get("limits", {}))
-        rules = request["import_policy"]
-        guards.install_import_guard(
-            guards.ImportRules(rules["unlisted"], rules["allow"], rules["deny"])
-        )
-        bpol = request["builtins_policy"]
-        user_builtins = guards.user_builtins(
-            bpol["deny"], bpol["restrict_open"], [paths.work, paths.tmp]
-        )
-        reserve_size = int(request["max_result_bytes"]) + _REPORT_OVERHEAD
-        if reserve_size > _DEFAULT_REPORT_RESERVE:
-            _reserve_report(paths.meta, reserve_size)
-        code: str = request["code"]
-        # every line ends in a newline, as linecache's own entries do: traceback's
-        # caret arithmetic relies on it
-        lines = [line if line.endswith("\n") else line + "\n" for line in code.splitlines(True)]
-        linecache.cache[USER_FILENAME] = (len(code), None, lines, USER_FILENAME)
-        main = types.ModuleType("__main__")
-        main.__dict__.update({"__builtins__": user_builtins, "inputs": request.get("inputs")})
-        sys.modules["__main__"] = main
-        sys.argv = [""]
-    except BaseException as exc:  # noqa: BLE001 - the runner itself failed
-        fail(request, f"{type(exc).__name__}: {exc}")
+    _apply_limits(request.get("limits", {}))
+    rules = request["import_policy"]
+    guards.install_import_guard(
+        guards.ImportRules(rules["unlisted"], rules["allow"], rules["deny"])
+    )
+    bpol = request["builtins_policy"]
+    user_builtins = guards.user_builtins(
+        bpol["deny"], bpol["restrict_open"], [paths.work, paths.tmp]
+    )
+    reserve_size = int(request["max_result_bytes"]) + _REPORT_OVERHEAD
+    if reserve_size > _DEFAULT_REPORT_RESERVE:
+        _reserve_report(paths.meta, reserve_size)
+    main = types.ModuleType("__main__")
+    main.__dict__.update({"__builtins__": user_builtins, "inputs": request.get("inputs")})
+    sys.modules["__main__"] = main
+    sys.argv = [""]
+    return main
 
-    report: dict[str, Any]
+
+def _assigns_result(tree: ast.Module) -> bool:
+    return any(
+        isinstance(node, ast.Name) and node.id == "result" and isinstance(node.ctx, ast.Store)
+        for stmt in tree.body
+        for node in ast.walk(stmt)
+    )
+
+
+def run_code(
+    main: types.ModuleType, code: str, max_bytes: int, *, cell: bool = False
+) -> dict[str, Any]:
+    """Run ``code`` in ``main``; the report of what it gave. In a session ``cell``, the
+    value is the cell's own ``result`` (if it sets one) or its last expression."""
+    # every line ends in a newline, as linecache's own entries do: traceback's
+    # caret arithmetic relies on it
+    lines = [line if line.endswith("\n") else line + "\n" for line in code.splitlines(True)]
+    linecache.cache[USER_FILENAME] = (len(code), None, lines, USER_FILENAME)
+    # a reserve released on MemoryError so the report can still be made
+    reserve: bytearray | None = bytearray(512 * 1024)
     me = _os_getpid()
     real_builtins = dict(builtins.__dict__)
-    max_bytes = int(request["max_result_bytes"])
     value: Any = None
+    own_result = True
     try:
-        body, last = _split_last_expression(code)
+        tree = ast.parse(code, USER_FILENAME, "exec")
+        own_result = not cell or _assigns_result(tree)
+        body, last = _split_last_expression(tree)
         exec(body, main.__dict__)
         value = eval(last, main.__dict__) if last is not None else None
         status: BaseException | None = None
@@ -317,8 +328,9 @@ def run(request: dict[str, Any]) -> NoReturn:
     builtins.__dict__.clear()
     builtins.__dict__.update(real_builtins)
     reserve = None
+    report: dict[str, Any]
     if status is None:
-        if "result" in main.__dict__:
+        if own_result and "result" in main.__dict__:
             value = main.__dict__["result"]
         report = {"status": "ok", **convert_result(value, max_bytes)}
     else:
@@ -328,17 +340,23 @@ def run(request: dict[str, Any]) -> NoReturn:
     if figure_error:
         report["figure_error"] = figure_error
     _flush_all()
+    return report
+
+
+def run(request: dict[str, Any]) -> NoReturn:
+    """Run one request in this (forked, prepared) process and exit."""
+    meta = request["paths"]["meta"]
     try:
-        _write_report(paths.meta, report)
+        main = start_namespace(request)
+    except BaseException as exc:  # noqa: BLE001 - the runner itself failed
+        fail(request, f"{type(exc).__name__}: {exc}")
+    report = run_code(main, request["code"], int(request["max_result_bytes"]))
+    try:
+        _write_report(meta, report)
     except BaseException as exc:  # noqa: BLE001 - last resort: a minimal report
         try:
-            _write_report(
-                paths.meta,
-                {
-                    "status": "runner_error",
-                    "message": f"could not write the report: {safe_repr(exc)}",
-                },
-            )
+            message = f"could not write the report: {safe_repr(exc)}"
+            _write_report(meta, {"status": "runner_error", "message": message})
         except BaseException:  # noqa: BLE001
             pass
     _exit(0)

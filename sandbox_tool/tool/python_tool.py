@@ -22,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sandbox_tool.errors import ExecutionFailed
+from sandbox_tool.errors import ExecutionFailed, UsageError
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import Artifact, ExecutionResult
 from sandbox_tool.sandbox import run_sync
@@ -185,16 +185,21 @@ class PythonTool:
     async def conversation(self) -> AsyncIterator[PythonTool]:
         """A tool for one conversation, keeping state between its calls.
 
-        Where the runner can open a session (an ``open_session()`` coroutine giving a
-        :class:`CodeRunner` with ``keeps_state = True`` and ``aclose()``), calls share
-        it; until sessions exist, every call is a single execution and the
-        description says so.
+        Where the runner can open a session (``PythonSandbox.open_session(options)``
+        giving a :class:`CodeRunner` with ``keeps_state = True`` and ``aclose()``), the
+        calls share one interpreter; elsewhere every call is a single execution and
+        the description says so.
         """
         opener = getattr(self.runner, "open_session", None)
-        if opener is None:
+        session = None
+        if opener is not None:
+            try:
+                session = await opener(self.options)
+            except UsageError:
+                session = None  # this engine has no sessions (a cold or fake engine)
+        if session is None:
             yield self
             return
-        session = await opener()
         try:
             yield PythonTool(
                 session,

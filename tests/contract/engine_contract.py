@@ -33,6 +33,7 @@ from sandbox_tool import (
     PythonSandbox,
     SandboxError,
     Timeout,
+    UsageError,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -738,3 +739,105 @@ class EngineContract:
 
         results = asyncio.run(many())
         assert [r.result for r in results] == [0, 3, 6, 9]
+
+
+class SessionContract:
+    """Sessions, for engines that keep a warm pool. Mixed into the warm contract classes."""
+
+    sandbox: PythonSandbox
+
+    def cells(self, *codes: str, **session_options: Any) -> list[Any]:
+        """Run ``codes`` as cells of one session; each outcome is a result or an error."""
+
+        async def go() -> list[Any]:
+            out: list[Any] = []
+            async with self.sandbox.session(ExecutionOptions(**session_options)) as s:
+                for code in codes:
+                    try:
+                        out.append(await s.execute(textwrap.dedent(code)))
+                    except SandboxError as exc:
+                        out.append(exc)
+            return out
+
+        return asyncio.run(go())
+
+    def test_state_persists_across_cells(self) -> None:
+        first, second, third = self.cells(
+            "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2, 3]})\ncount = 1",
+            "count += 1\ndf['a'].sum()",
+            "result = [count, len(df)]",
+        )
+        assert first.result is None
+        assert second.result == 6
+        assert third.result == [2, 3]
+
+    def test_a_cell_returns_only_its_own_result(self) -> None:
+        results = self.cells("result = 5", "x = 1", "x + 1")
+        assert [r.result for r in results] == [5, None, 2]
+
+    def test_an_exception_keeps_the_session(self) -> None:
+        _ok, failed, after = self.cells("x = 41", "print('partial')\n1 / 0", "x + 1")
+        assert isinstance(failed, ExecutionError) and failed.exception == "ZeroDivisionError"
+        assert failed.stdout == "partial\n"
+        assert after.result == 42
+
+    def test_each_cell_has_its_own_output_and_artifacts(self) -> None:
+        plot, note, quiet = self.cells(
+            "import matplotlib.pyplot as plt\nprint('one')\nplt.plot([1, 2])",
+            "print('two')\nopen('note.txt', 'w').write('n')",
+            "pass",
+        )
+        assert plot.stdout == "one\n" and [a.name for a in plot.artifacts] == ["figure-1.png"]
+        assert plot.artifacts[0].data.startswith(PNG_MAGIC)
+        assert note.stdout == "two\n" and [a.name for a in note.artifacts] == ["note.txt"]
+        assert quiet.stdout == "" and quiet.artifacts == []
+
+    @pytest.mark.parametrize(
+        ("code", "options", "error"),
+        [
+            pytest.param("import time\ntime.sleep(30)", {"timeout": 1}, Timeout, id="timeout"),
+            pytest.param(
+                "while True:\n    pass",
+                {"cpu_seconds": 1, "timeout": 20},
+                CpuLimitExceeded,
+                id="cpu",
+            ),
+            pytest.param(
+                "while True:\n    print('x' * 100)",
+                {"max_output_bytes": 10_000},
+                OutputLimitExceeded,
+                id="output",
+            ),
+            pytest.param(
+                "x = bytearray(2 * 1024**3)", {"memory_mb": 512}, MemoryLimitExceeded, id="memory"
+            ),
+        ],
+    )
+    def test_a_limit_ends_the_session(
+        self, code: str, options: dict[str, Any], error: type[SandboxError]
+    ) -> None:
+        before, hit, after = self.cells("x = 1", code, "x", **options)
+        assert before.result is None
+        assert isinstance(hit, error), hit
+        assert "state is lost" in hit.message
+        assert isinstance(after, UsageError) and "ended" in after.message
+
+    def test_sessions_are_isolated_from_each_other(self) -> None:
+        async def go() -> Any:
+            async with self.sandbox.session() as one, self.sandbox.session() as two:
+                await one.execute("secret = 's1'\nopen('mine.txt', 'w').write('s1')")
+                return await two.execute(
+                    "import os\nresult = ['secret' in globals(), os.path.exists('mine.txt')]"
+                )
+
+        assert asyncio.run(go()).result == [False, False]
+
+    def test_an_idle_session_expires(self) -> None:
+        async def go() -> Any:
+            async with self.sandbox.session(idle_timeout=0.5) as s:
+                await s.execute("x = 1")
+                await asyncio.sleep(1.5)
+                with pytest.raises(UsageError, match="idle"):
+                    await s.execute("x")
+
+        asyncio.run(go())

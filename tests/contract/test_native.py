@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sandbox_tool.engines.native import NativeEngine
 
-from .engine_contract import EngineContract
+from .engine_contract import EngineContract, SessionContract
 
 
 class TestNativeEngine(EngineContract):
@@ -20,7 +20,7 @@ class TestNativeEngine(EngineContract):
         return NativeEngine(work_root=work_root, warm=False)
 
 
-class TestNativeEngineWarm(TestNativeEngine):
+class TestNativeEngineWarm(TestNativeEngine, SessionContract):
     """Warm: runners forked from a template that has the stack imported."""
 
     warm = True

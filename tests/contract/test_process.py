@@ -8,7 +8,7 @@ import pytest
 
 from sandbox_tool.engines.process import ProcessEngine
 
-from .engine_contract import EngineContract
+from .engine_contract import EngineContract, SessionContract
 
 _INFO = ProcessEngine.probe()
 pytestmark = pytest.mark.skipif(
@@ -23,7 +23,7 @@ class TestProcessEngine(EngineContract):
         return ProcessEngine(work_root=work_root, warm=False)
 
 
-class TestProcessEngineWarm(TestProcessEngine):
+class TestProcessEngineWarm(TestProcessEngine, SessionContract):
     """Warm: runners forked from a template, each in a fresh sandbox of its own."""
 
     warm = True

@@ -179,7 +179,7 @@ class _SandboxWithSessions(PythonSandbox):
         super().__init__(engine=engine)
         self.sessions: list[_Session] = []
 
-    async def open_session(self) -> _Session:
+    async def open_session(self, options: Any = None) -> _Session:
         self.sessions.append(_Session(self.engine))  # type: ignore[arg-type]
         return self.sessions[-1]
 
