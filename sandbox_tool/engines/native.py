@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from sandbox_tool.engines import fontcache
 from sandbox_tool.engines.base import Engine, EngineInfo
+from sandbox_tool.engines.gate import Gate
 from sandbox_tool.engines.launch import RunnerRun, drive, run_runner
 from sandbox_tool.engines.outcome import Outcome, build_outcome
 from sandbox_tool.engines.pool import TEMPLATE_BOOTSTRAP, Runner, WarmPool
@@ -120,8 +121,13 @@ class NativeEngine(Engine):
         warm: bool = True,
         preload: Sequence[str] = DEFAULT_PRELOAD,
         pool_size: int = 2,
+        max_concurrent: int | None = None,
+        max_queued: int = 64,
     ) -> None:
         super().__init__(interpreter)
+        #: At most this many executions at once (default: twice the CPUs); up to
+        #: ``max_queued`` more wait; beyond, ``EngineError``: backpressure, not forking.
+        self.gate = Gate(max_concurrent or 2 * (os.cpu_count() or 1), max_queued)
         self.work_root = work_root
         #: Fork runners from a template that has the stack imported (Linux), or start
         #: every runner cold.
@@ -257,6 +263,10 @@ class NativeEngine(Engine):
 
     async def execute(self, code: str, inputs: Any, options: ExecutionOptions) -> ExecutionResult:
         await self.start()
+        async with self.gate:
+            return await self._execute(code, inputs, options)
+
+    async def _execute(self, code: str, inputs: Any, options: ExecutionOptions) -> ExecutionResult:
         if self._pool is not None:
             return await self._execute_warm(code, inputs, options, self._pool)
         ws = await asyncio.to_thread(

@@ -126,11 +126,13 @@ class ProcessEngine(NativeEngine):
         warm: bool = True,
         preload: Sequence[str] = DEFAULT_PRELOAD,
         pool_size: int = 2,
+        max_concurrent: int | None = None,
+        max_queued: int = 64,
     ) -> None:
         # a Seatbelt profile names the execution's dirs: no template to fork from on macOS
         super().__init__(
             interpreter, work_root=work_root, warm=warm and not _MACOS, preload=preload,
-            pool_size=pool_size,
+            pool_size=pool_size, max_concurrent=max_concurrent, max_queued=max_queued,
         )  # fmt: skip
         self.accept_degraded = accept_degraded
         self._skip_layers: tuple[str, ...] = ()

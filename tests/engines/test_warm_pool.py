@@ -1,0 +1,134 @@
+"""The warm pool's lifecycle: backpressure, a crashing template, the host exiting."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from sandbox_tool import EngineError, PythonSandbox
+from sandbox_tool.engines.gate import Gate
+from sandbox_tool.engines.native import NativeEngine
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="the warm pool runs on Linux"
+)
+
+
+def _gone(pid: int, within: float) -> bool:
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_gate_admits_queues_then_refuses() -> None:
+    async def go() -> list[str]:
+        gate, events = Gate(limit=2, queue=1), []
+
+        async def hold(name: str, seconds: float) -> None:
+            async with gate:
+                events.append(f"in {name}")
+                await asyncio.sleep(seconds)
+
+        first = [asyncio.ensure_future(hold(n, 0.2)) for n in "ab"]
+        await asyncio.sleep(0.05)
+        queued = asyncio.ensure_future(hold("c", 0))
+        await asyncio.sleep(0.05)
+        assert (gate.running, gate.waiting) == (2, 1)
+        with pytest.raises(EngineError, match="saturated"):
+            await hold("d", 0)
+        await asyncio.gather(*first, queued)
+        assert (gate.running, gate.waiting) == (0, 0)
+        return events
+
+    assert asyncio.run(go()) == ["in a", "in b", "in c"]
+
+
+def test_a_cancelled_waiter_leaves_the_queue() -> None:
+    async def go() -> None:
+        gate = Gate(limit=1, queue=1)
+        async with gate:
+            waiter = asyncio.ensure_future(gate.__aenter__())
+            await asyncio.sleep(0.01)
+            waiter.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiter
+            assert gate.waiting == 0
+        assert gate.running == 0
+
+    asyncio.run(go())
+
+
+def test_executions_beyond_the_queue_are_refused(tmp_path: Path) -> None:
+    async def go() -> list[object]:
+        engine = NativeEngine(work_root=tmp_path, warm=False, max_concurrent=1, max_queued=0)
+        sandbox = PythonSandbox(engine=engine)
+        try:
+            return await asyncio.gather(
+                sandbox.execute("import time\ntime.sleep(1)\nresult = 'ran'"),
+                sandbox.execute("result = 'second'"),
+                return_exceptions=True,
+            )
+        finally:
+            await sandbox.aclose()
+
+    ran, refused = asyncio.run(go())
+    assert getattr(ran, "result", None) == "ran"
+    assert isinstance(refused, EngineError) and "max_concurrent" in str(refused)
+
+
+def test_a_crashed_template_is_restarted(tmp_path: Path) -> None:
+    async def go() -> tuple[object, object, int]:
+        sandbox = PythonSandbox(engine=NativeEngine(work_root=tmp_path))
+        try:
+            await sandbox.execute("result = 1")
+            pool = sandbox.engine.pool  # type: ignore[attr-defined]
+            in_flight = asyncio.ensure_future(sandbox.execute("import time\ntime.sleep(30)"))
+            await asyncio.sleep(0.5)
+            os.kill(pool.template_pid(), signal.SIGKILL)
+            lost = (await asyncio.gather(in_flight, return_exceptions=True))[0]
+            after = await sandbox.execute("result = 'back'")
+            return lost, after, pool.restarts
+        finally:
+            await sandbox.aclose()
+
+    lost, after, restarts = asyncio.run(go())
+    assert isinstance(lost, EngineError)  # its runner died with the template: said, not hung
+    assert getattr(after, "result", None) == "back"
+    assert restarts == 1
+
+
+def test_the_host_exiting_leaves_no_process(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        from sandbox_tool import PythonSandbox
+        from sandbox_tool.engines.native import NativeEngine
+        sandbox = PythonSandbox(engine=NativeEngine(work_root={str(tmp_path)!r}))
+        assert sandbox.execute_sync("result = 1").result == 1
+        pool = sandbox.engine.pool
+        pool.wait_idle()
+        print(*sorted(pool.resident_pids()), flush=True)
+        os._exit(0)  # no aclose(), no atexit: as if the host crashed
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    pids = [int(p) for p in out.stdout.split()]
+    assert len(pids) >= 2  # the template and at least one waiting runner
+    assert all(_gone(pid, 5.0) for pid in pids), "the pool outlived its host"
