@@ -1,12 +1,14 @@
-"""Latency and throughput of every available engine, measured side by side.
+"""Latency, throughput and memory of every available engine, cold and warm, side by side.
 
     make bench                      # or: python benchmarks/bench.py [--runs 50]
 
-Prints, per engine: latency min / median / p95 over ``--runs`` runs of four
-workloads, throughput with 1, 2 and 4 concurrent clients, and the baseline
-measured in the same run: a cold interpreter importing numpy, pandas and
-matplotlib and computing ``np.mean``. Figures are wall-clock on this machine;
-quote medians and ratios from one run.
+Prints, in one run: the baseline (a cold interpreter importing numpy, pandas and
+matplotlib and computing ``np.mean``); per engine and path (cold: a fresh
+interpreter per execution; warm: runners forked from a template), latency
+min / median / p95 over ``--runs`` runs of four workloads and the ratio of the
+baseline's median to each; a session cell; throughput of (b) with 1, 2 and 4
+concurrent clients; and the warm pool's memory. Wall-clock figures on a noisy
+machine: quote medians and ratios from a single run.
 """
 
 from __future__ import annotations
@@ -17,57 +19,66 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+
+import psutil
 
 from sandbox_tool import ENGINES, ExecutionOptions, PythonSandbox
 
 WORKLOADS = {
-    "a: result = 1": "result = 1",
-    "b: np.mean": "import numpy as np\nresult = float(np.mean([1, 2, 3, 4, 5]))",
-    "c: pandas groupby 10k": (
+    "a result = 1": "result = 1",
+    "b np.mean": "import numpy as np\nresult = float(np.mean([1, 2, 3, 4, 5]))",
+    "c groupby 10k rows": (
         "import numpy as np, pandas as pd\n"
         "rng = np.random.default_rng(0)\n"
         "df = pd.DataFrame({'k': rng.integers(0, 50, 10_000), 'v': rng.random(10_000)})\n"
         "result = float(df.groupby('k')['v'].mean().sum())"
     ),
-    "d: matplotlib PNG": (
-        "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2, 4])\nplt.savefig('line.png')"
-    ),
+    "d line plot PNG": "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2, 4])",
 }
 COLD_BASELINE = (
     "import numpy as np, pandas, matplotlib\nmatplotlib.use('Agg')\n"
     "import matplotlib.pyplot\nnp.mean([1, 2, 3, 4, 5])"
 )
+OPTIONS = ExecutionOptions(timeout=60)
 
 
-def _stats(samples: list[float]) -> str:
+def _row(label: str, samples: list[float], baseline: float | None = None) -> str:
     ordered = sorted(samples)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return f"{ordered[0]:8.1f} {statistics.median(ordered):8.1f} {p95:8.1f}"
+    median = statistics.median(ordered)
+    ratio = f"   baseline/this {baseline / median:6.1f}x" if baseline else ""
+    return f"{label:<40} {ordered[0]:8.2f} {median:8.2f} {p95:8.2f}{ratio}"
 
 
-def _time(fn: Callable[[], object], runs: int) -> list[float]:
+async def _timed(fn: Callable[[], Awaitable[object]], runs: int, pause: float) -> list[float]:
     samples = []
     for _ in range(runs):
         start = time.perf_counter()
-        fn()
+        await fn()
         samples.append((time.perf_counter() - start) * 1000)
+        await asyncio.sleep(pause)  # low load: let the pool replace the runner
     return samples
 
 
 def cold_interpreter(runs: int) -> list[float]:
     cmd = [sys.executable, "-I", "-c", COLD_BASELINE]
-    return _time(lambda: subprocess.run(cmd, check=True, env={"MPLBACKEND": "Agg"}), runs)
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, env={"MPLBACKEND": "Agg"})
+        samples.append((time.perf_counter() - start) * 1000)
+    return samples
 
 
-async def _throughput(sandbox: PythonSandbox, code: str, clients: int, seconds: float) -> float:
+async def _throughput(sandbox: PythonSandbox, clients: int, seconds: float) -> float:
     done = 0
     deadline = time.perf_counter() + seconds
 
     async def client() -> None:
         nonlocal done
         while time.perf_counter() < deadline:
-            await sandbox.execute(code)
+            await sandbox.execute(WORKLOADS["b np.mean"], options=OPTIONS)
             done += 1
 
     start = time.perf_counter()
@@ -75,32 +86,79 @@ async def _throughput(sandbox: PythonSandbox, code: str, clients: int, seconds: 
     return done / (time.perf_counter() - start)
 
 
+def _pool_memory(sandbox: PythonSandbox) -> str:
+    pool = getattr(sandbox.engine, "pool", None)
+    if pool is None:
+        return "no pool"
+    pool.wait_idle()
+    template = pool.template_pid()
+    rss = pss = 0
+    for pid in pool.resident_pids():
+        try:
+            procs = [psutil.Process(pid)]
+            if pid != template:
+                procs += procs[0].children(recursive=True)
+            for proc in procs:
+                info = proc.memory_full_info()
+                rss += info.rss
+                pss += info.pss
+        except psutil.Error:
+            continue
+    return (
+        f"template + {pool.ready_count()} waiting runners: RSS {rss >> 20} MiB, PSS {pss >> 20} MiB"
+    )
+
+
+async def bench_engine(name: str, warm: bool, runs: int, seconds: float, baseline: float) -> None:
+    cls = ENGINES[name]
+    engine = cls(warm=warm)  # type: ignore[call-arg]
+    sandbox = PythonSandbox(engine=engine, options=OPTIONS)
+    path = "warm" if warm else "cold"
+    started = time.perf_counter()
+    await sandbox.start()
+    print(f"-- {name}, {path} (start {time.perf_counter() - started:.2f} s)")
+    try:
+        await sandbox.execute("result = 1")
+        for label, code in WORKLOADS.items():
+            samples = await _timed(
+                lambda c=code: sandbox.execute(c),
+                runs,
+                0.05 if warm else 0,  # type: ignore[misc]
+            )
+            print(_row(f"{name} {path} {label}", samples, baseline))
+        if warm:
+            async with sandbox.session() as session:
+                await session.execute("result = 1")
+                samples = await _timed(lambda: session.execute("result = 1"), runs, 0)
+            print(_row(f"{name} session cell a", samples, baseline))
+            print(f"{name} {path} pool memory: {_pool_memory(sandbox)}")
+        for clients in (1, 2, 4):
+            rate = await _throughput(sandbox, clients, seconds)
+            print(f"{name} {path} throughput of b, {clients} client(s): {rate:7.1f} exec/s")
+    finally:
+        await sandbox.aclose()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=5.0, help="per throughput point")
+    parser.add_argument("--engines", nargs="*", default=None, help="default: all available")
     args = parser.parse_args()
 
-    print(f"{'what':<36} {'min ms':>8} {'median':>8} {'p95':>8}")
+    print(f"{'what':<40} {'min ms':>8} {'median':>8} {'p95':>8}")
     cold = cold_interpreter(max(10, args.runs // 5))
-    cold_median = statistics.median(cold)
-    print(f"{'cold python + numpy/pandas/mpl':<36} {_stats(cold)}")
-
-    options = ExecutionOptions(timeout=60)
+    baseline = statistics.median(cold)
+    print(_row("baseline: cold python + numpy/pandas/mpl", cold))
     for name, cls in ENGINES.items():
+        if args.engines and name not in args.engines:
+            continue
         info = cls.probe()
         if not info.available:
-            print(f"{name}: unavailable ({info.reason})")
+            print(f"-- {name}: unavailable ({info.reason})")
             continue
-        sandbox = PythonSandbox(engine=name, options=options)
-        sandbox.execute_sync("result = 1")  # warm caches
-        for label, code in WORKLOADS.items():
-            samples = _time(lambda sb=sandbox, code=code: sb.execute_sync(code), args.runs)
-            ratio = cold_median / statistics.median(samples)
-            print(f"{name + ' ' + label:<36} {_stats(samples)}   cold/this {ratio:5.1f}x")
-        for clients in (1, 2, 4):
-            rate = asyncio.run(_throughput(sandbox, WORKLOADS["b: np.mean"], clients, args.seconds))
-            print(f"{name} throughput b, {clients} client(s): {rate:6.1f} exec/s")
+        for warm in (True, False):
+            asyncio.run(bench_engine(name, warm, args.runs, args.seconds, baseline))
     return 0
 
 

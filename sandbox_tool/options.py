@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sandbox_tool.policies import BuiltinsPolicy, ImportPolicy
 
-__all__ = ["ExecutionOptions"]
+__all__ = ["ExecutionOptions", "coerce_options"]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Variables the engines set themselves; a caller may not override them.
@@ -88,3 +89,19 @@ class ExecutionOptions(BaseModel):
     def cpu_limit_seconds(self) -> int:
         """The CPU limit as the whole seconds ``RLIMIT_CPU`` takes."""
         return max(1, int(-(-self.cpu_seconds // 1)))
+
+
+def coerce_options(
+    value: ExecutionOptions | dict[str, Any] | None, default: ExecutionOptions
+) -> ExecutionOptions:
+    """``value`` as options (``default`` when None); a bad dict is the caller's mistake."""
+    from sandbox_tool.errors import UsageError
+
+    if value is None:
+        return default
+    if isinstance(value, ExecutionOptions):
+        return value
+    try:
+        return ExecutionOptions.model_validate(value)
+    except ValidationError as exc:
+        raise UsageError(f"invalid options: {exc}") from exc

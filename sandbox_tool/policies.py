@@ -19,6 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sandbox_tool.runner.guards import module_allowed
+
 __all__ = [
     "DATA_SCIENCE_MODULES",
     "DEFAULT_DENIED_BUILTINS",
@@ -241,15 +243,8 @@ class ImportPolicy(BaseModel):
         )
 
     def allows(self, module: str) -> bool:
-        """Whether the user's code may import ``module``."""
-        parts = module.split(".")
-        for i in range(len(parts), 0, -1):
-            prefix = ".".join(parts[:i])
-            if prefix in self.deny:
-                return False
-            if prefix in self.allow:
-                return True
-        return self.unlisted == "allow"
+        """Whether the user's code may import ``module`` (the runner applies the same rule)."""
+        return module_allowed(module, self.allow, self.deny, self.unlisted == "allow")
 
     def describe(self) -> str:
         """One sentence for humans and models."""

@@ -9,11 +9,9 @@ import json
 from collections.abc import AsyncIterator, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import ValidationError
-
 from sandbox_tool.engines import ENGINES, Engine, EngineInfo, probe_all
 from sandbox_tool.errors import EngineUnavailable, UsageError
-from sandbox_tool.options import ExecutionOptions
+from sandbox_tool.options import ExecutionOptions, coerce_options
 from sandbox_tool.result import ExecutionResult
 
 if TYPE_CHECKING:
@@ -174,14 +172,7 @@ class PythonSandbox:
             json.dumps(inputs, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"inputs must be JSON-serialisable: {exc}") from exc
-        if options is None:
-            return self.default_options
-        if isinstance(options, ExecutionOptions):
-            return options
-        try:
-            return ExecutionOptions.model_validate(options)
-        except ValidationError as exc:
-            raise UsageError(f"invalid options: {exc}") from exc
+        return coerce_options(options, self.default_options)
 
 
 def _instantiate(cls: type[Engine], interpreter: str | None, warm: bool) -> Engine:

@@ -36,7 +36,7 @@ from sandbox_tool.errors import (
     Timeout,
     UsageError,
 )
-from sandbox_tool.options import ExecutionOptions
+from sandbox_tool.options import ExecutionOptions, coerce_options
 from sandbox_tool.result import Artifact, ExecutionResult
 from sandbox_tool.runner.session import encode_frame
 
@@ -126,10 +126,7 @@ class Session:
         """
         if not isinstance(code, str):
             raise UsageError(f"code must be a str, not {type(code).__name__}")
-        opts = self.default_options if options is None else (
-            options if isinstance(options, ExecutionOptions)
-            else ExecutionOptions.model_validate(options)
-        )  # fmt: skip
+        opts = coerce_options(options, self.default_options)
         async with self._lock:
             if self._closed:
                 raise UsageError(f"this session has ended ({self._ended_because}); open a new one")

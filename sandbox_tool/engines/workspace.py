@@ -15,14 +15,13 @@ import json
 import mimetypes
 import os
 import shutil
-import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sandbox_tool.engines import fontcache
 from sandbox_tool.result import Artifact
-from sandbox_tool.runner.protocol import FIGURES_DIR, MPLCONFIG_DIR, WORKER_REPORT
+from sandbox_tool.runner.protocol import FIGURES_DIR, MPLCONFIG_DIR, WORKER_REPORT, read_regular
 
 __all__ = ["Workspace"]
 
@@ -40,23 +39,6 @@ _EXTRA_TYPES = {
 def _mime_type(name: str) -> str:
     ext = os.path.splitext(name)[1].lower()
     return _EXTRA_TYPES.get(ext) or mimetypes.guess_type(name)[0] or "application/octet-stream"
-
-
-def _read_regular(path: str, limit: int) -> bytes | None:
-    """Read a regular file without following symlinks; None if not one or larger than ``limit``."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(limit + 1)
-        return data if len(data) <= limit else None
-    finally:
-        os.close(fd)
 
 
 @dataclass
@@ -98,12 +80,12 @@ class Workspace:
         return ws
 
     def read_worker_report(self, limit: int) -> bytes | None:
-        return _read_regular(str(self.meta / WORKER_REPORT), limit)
+        return read_regular(str(self.meta / WORKER_REPORT), limit)
 
     def copy_out_cut_short(self) -> bool:
         """Whether the sandbox's copy-out from its tmpfs left files behind (a budget was
         reached); False where there was no copy-out."""
-        data = _read_regular(str(self.meta / _SCRATCH_SUMMARY), 1 << 16)
+        data = read_regular(str(self.meta / _SCRATCH_SUMMARY), 1 << 16)
         if data is None:
             return False
         try:
@@ -147,7 +129,7 @@ class Workspace:
             if len(artifacts) >= MAX_ARTIFACT_FILES:
                 truncated = True
                 break
-            data = _read_regular(path, budget)
+            data = read_regular(path, budget)
             if data is None:
                 truncated = truncated or (os.path.isfile(path) and not os.path.islink(path))
                 continue

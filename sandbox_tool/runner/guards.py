@@ -36,6 +36,21 @@ class BuiltinNotAllowedError(PermissionError):
         self.builtin = name
 
 
+def module_allowed(
+    module: str, allow: frozenset[str], deny: frozenset[str], unlisted_allowed: bool
+) -> bool:
+    """The import policy's rule, shared with the host: the most specific name that
+    matches ``module`` or one of its parents decides; deny wins a tie."""
+    parts = module.split(".")
+    for i in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:i])
+        if prefix in deny:
+            return False
+        if prefix in allow:
+            return True
+    return unlisted_allowed
+
+
 class ImportRules:
     """The host's ``ImportPolicy`` (same semantics: most specific rule wins)."""
 
@@ -45,14 +60,7 @@ class ImportRules:
         self.deny = frozenset(deny)
 
     def allows(self, module: str) -> bool:
-        parts = module.split(".")
-        for i in range(len(parts), 0, -1):
-            prefix = ".".join(parts[:i])
-            if prefix in self.deny:
-                return False
-            if prefix in self.allow:
-                return True
-        return self.unlisted_allowed
+        return module_allowed(module, self.allow, self.deny, self.unlisted_allowed)
 
     def check(self, name: str, fromlist: Any) -> None:
         """Raise ImportNotAllowedError unless ``import name`` (``from name import x``) may run."""

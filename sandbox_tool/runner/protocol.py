@@ -1,4 +1,4 @@
-"""Names shared by the host and the runner (stdlib only; the host imports it too).
+"""Names and small helpers shared by the host and the runner (stdlib only).
 
 Request (host -> supervisor, JSON on stdin)::
 
@@ -20,6 +20,9 @@ Worker report (file ``<meta>/worker.json``): see :func:`runner.worker.report_ok`
 and :func:`runner.worker.report_error`.
 """
 
+import os
+import stat
+
 WORKER_REPORT = "worker.json"
 FIGURES_DIR = "figures"
 MPLCONFIG_DIR = "mplconfig"
@@ -37,3 +40,23 @@ BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
     "from runner.supervisor import main; main(int(sys.argv[2]))"
 )
+
+
+def read_regular(path: str, limit: int) -> bytes | None:
+    """A regular file's content, never through a symlink (the code controls the files);
+    None if it is not one or holds more than ``limit`` bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        chunks, size = [], 0
+        while size <= limit and (chunk := os.read(fd, 1 << 20)):
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks) if size <= limit else None
+    finally:
+        os.close(fd)

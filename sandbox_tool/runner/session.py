@@ -19,12 +19,11 @@ import base64
 import json
 import os
 import resource
-import stat
 import struct
 from typing import Any, NoReturn
 
 from . import worker
-from .protocol import FIGURES_DIR
+from .protocol import FIGURES_DIR, read_regular
 
 _HEADER = struct.Struct("!I")
 MAX_FRAME = 256 << 20
@@ -80,22 +79,6 @@ def _files(top: str) -> dict[str, tuple[int, int]]:
     return found
 
 
-def _read_regular(path: str, limit: int) -> bytes | None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        data = b""
-        while len(data) <= limit and (chunk := os.read(fd, 1 << 20)):
-            data += chunk
-        return data if len(data) <= limit else None
-    finally:
-        os.close(fd)
-
-
 def _artifacts(
     figures: str, work: str, before: dict[str, tuple[int, int]], budget: int
 ) -> tuple[list[dict[str, str]], bool, dict[str, tuple[int, int]]]:
@@ -113,7 +96,7 @@ def _artifacts(
         if before.get(name) != stamp
     ]
     for name, path, kind in candidates:
-        data = _read_regular(path, budget)
+        data = read_regular(path, budget)
         if kind == "figure":
             os.unlink(path)
         if data is None:

@@ -115,7 +115,7 @@ def main(sock_fd: int) -> NoReturn:
     config = json.loads(sock.recv(_MAX_MESSAGE))
     # runners are reaped automatically; a supervisor waits for its own worker
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-    from . import namespaces, worker  # noqa: F401 - imported once, for every runner
+    from . import namespaces, session, worker  # noqa: F401 - imported once, for every runner
 
     failed = _preload(list(config.get("preload", [])))
     gc.collect()
