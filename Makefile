@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_DIRS := sandbox_tool tests $(wildcard agents evals benchmarks)
 
-.PHONY: demo test lint check bench clean
+.PHONY: demo test lint check bench record-cassettes clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,3 +39,9 @@ clean:
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench.py
+
+# A developer step, never CI: builds llama-cpp-python and a small real model outside
+# the repo (../.llm-venv, ../.llm), serves it on 127.0.0.1 and re-records the cassettes
+# that tests/agents replays.
+record-cassettes: $(VENV)/.installed-dev
+	$(BIN)/python -m agents.record_cassettes
