@@ -29,6 +29,7 @@ from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.policies import BuiltinsPolicy, ImportPolicy
 from sandbox_tool.result import Artifact, ExecutionResult
 from sandbox_tool.sandbox import PythonSandbox, create_default_sandbox
+from sandbox_tool.session import Session
 
 __version__ = "0.1.0"
 
@@ -52,6 +53,7 @@ __all__ = [
     "OutputLimitExceeded",
     "PythonSandbox",
     "SandboxError",
+    "Session",
     "Timeout",
     "UsageError",
     "__version__",

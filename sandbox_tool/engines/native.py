@@ -17,6 +17,10 @@ What it does stop or contain:
 - the host's environment: the code gets only ``env_vars`` and what Python
   needs, never the caller's variables (API keys stay out).
 
+By default the runners are forked from a warm template that has the data
+science stack imported (:mod:`sandbox_tool.engines.pool`); ``warm=False``
+starts a fresh interpreter per execution.
+
 What it does not stop: reading or writing any file the caller can, network
 access, signalling the caller's other processes, ptrace, anything a Python
 guard cannot see (``ctypes``, subclass walks). Use the ``process`` engine
