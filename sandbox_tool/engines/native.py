@@ -140,6 +140,7 @@ class NativeEngine(Engine):
         self.pool_size = pool_size
         self._font_cache: Path | None = None
         self._pool: WarmPool | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
         self._started = False
         self._start_lock = threading.Lock()
 
@@ -185,13 +186,15 @@ class NativeEngine(Engine):
                 pool.start()
                 self._pool = pool
                 # an engine dropped without aclose() still stops its template
-                weakref.finalize(self, pool.close)
+                self._finalizer = weakref.finalize(self, pool.close)
             self._started = True
 
     async def aclose(self) -> None:
         pool, self._pool = self._pool, None
         self._started = False
         if pool is not None:
+            if self._finalizer is not None:
+                self._finalizer.detach()
             await asyncio.to_thread(pool.close)
 
     def degraded(self, options: ExecutionOptions) -> list[str]:

@@ -19,6 +19,7 @@ import json
 import os
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections import deque
@@ -88,11 +89,12 @@ class WarmPool:
         self._cleaning = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
-        self._started = threading.Event()
         self._closed = False
         self._refill_wanted = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
         self._refiller: threading.Thread | None = None
+        # the template's stderr, read when it fails; closed by close()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         self.restarts = 0
 
     # -- the template --------------------------------------------------------------
@@ -106,10 +108,11 @@ class WarmPool:
         def own_template() -> None:
             host, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             try:
+                # a file, not a pipe nobody drains: the template must never block on it
                 proc = subprocess.Popen(
                     [*self.argv, str(child.fileno())], pass_fds=(child.fileno(),),
                     env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE, start_new_session=True,
+                    stderr=self._stderr, start_new_session=True,
                 )  # fmt: skip
             except BaseException as exc:  # noqa: BLE001 - reported to the caller
                 failure.append(exc)
@@ -143,16 +146,19 @@ class WarmPool:
         return self._proc is not None and self._proc.poll() is None
 
     def _stop_template(self) -> str:
-        detail = ""
+        """Stop the template; return the end of what it printed to stderr."""
         if self._sock is not None:
             self._sock.close()
             self._sock = None
         if self._proc is not None:
             kill_tree(self._proc.pid)
             with contextlib.suppress(Exception):
-                _, err = self._proc.communicate(timeout=5)
-                detail = (err or b"").decode(errors="replace")[-500:]
+                self._proc.wait(timeout=5)
             self._proc = None
+        self._stderr.seek(0)
+        detail = self._stderr.read()[-500:].decode(errors="replace")
+        self._stderr.seek(0)
+        self._stderr.truncate()
         return detail
 
     def _ensure_template(self) -> None:
@@ -250,10 +256,13 @@ class WarmPool:
     def close(self) -> None:
         """Stop the template and every waiting runner; nothing is left behind."""
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
             self._drop_ready()
             spent, self._spent = self._spent, []
             self._stop_template()
+            self._stderr.close()
             self._refill_wanted.notify_all()
             self._idle.notify_all()
         if self._refiller is not None:
@@ -300,8 +309,8 @@ class WarmPool:
             fds = {self._sock.fileno()} if self._sock is not None else set()
             for r in self._ready:
                 fds |= {r.pipes.request_w, r.pipes.stdout_r, r.pipes.stderr_r, r.pipes.control_r}
-            if self._proc is not None and self._proc.stderr is not None:
-                fds.add(self._proc.stderr.fileno())
+            if not self._stderr.closed:
+                fds.add(self._stderr.fileno())
             return fds
 
 

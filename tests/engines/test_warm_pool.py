@@ -78,11 +78,14 @@ def test_executions_beyond_the_queue_are_refused(tmp_path: Path) -> None:
         engine = NativeEngine(work_root=tmp_path, warm=False, max_concurrent=1, max_queued=0)
         sandbox = PythonSandbox(engine=engine)
         try:
-            return await asyncio.gather(
-                sandbox.execute("import time\ntime.sleep(1)\nresult = 'ran'"),
-                sandbox.execute("result = 'second'"),
-                return_exceptions=True,
+            await sandbox.start()
+            running = asyncio.ensure_future(
+                sandbox.execute("import time\ntime.sleep(2)\nresult = 'ran'")
             )
+            await asyncio.sleep(0.5)  # it holds the only slot now
+            refused = await asyncio.gather(sandbox.execute("result = 'second'"),
+                                           return_exceptions=True)  # fmt: skip
+            return [await running, *refused]
         finally:
             await sandbox.aclose()
 
