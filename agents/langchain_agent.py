@@ -118,6 +118,8 @@ async def _main(argv: list[str] | None) -> int:
     except (openai.APIConnectionError, openai.AuthenticationError, openai.NotFoundError) as exc:
         print(connection_help(args.base_url, exc), file=sys.stderr)
         return 2
+    finally:
+        await tool.runner.aclose()  # type: ignore[attr-defined]  # stops the warm pool
     print_run(run)
     return 0 if run.answer is not None else 1
 

@@ -92,9 +92,24 @@ def _dead(pid: int) -> bool:
         return True
 
 
-def _assert_clean(work_root: Path, fds_before: set[str], pool: Any = None) -> None:
-    """Nothing left behind but what a warm ``pool`` keeps for the next execution: its
-    template, its waiting runners (with the sandboxes below them), their dirs and fds."""
+def _processes() -> set[tuple[int, float]]:
+    """This test process's living descendants, as (pid, start time)."""
+    found = set()
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if not _dead(proc.pid):
+                found.add((proc.pid, proc.create_time()))
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def _assert_clean(
+    work_root: Path, fds_before: set[str], procs_before: set[tuple[int, float]], pool: Any = None
+) -> None:
+    """Nothing the test started is left behind but what a warm ``pool`` keeps for the
+    next execution: its template, its waiting runners (with the sandboxes below them),
+    their dirs and fds. Processes that were there before the test are not its own."""
     template = pool.template_pid() if pool is not None else None
     runners = pool.resident_pids() - {template} if pool is not None else set()
     dirs = pool.resident_dirs() if pool is not None else set()
@@ -105,6 +120,8 @@ def _assert_clean(work_root: Path, fds_before: set[str], pool: Any = None) -> No
     for proc in psutil.Process().children(recursive=True):
         try:
             if _dead(proc.pid) or proc.pid == template or proc.pid in runners:
+                continue
+            if (proc.pid, proc.create_time()) in procs_before:
                 continue
             if runners & {a.pid for a in proc.parents()}:
                 continue  # inside a waiting runner
@@ -141,12 +158,12 @@ class EngineContract:
             yield None
             return
         work_root = tmp_path_factory.mktemp("engine-root")
-        fds_before = _fds()
+        fds_before, procs_before = _fds(), _processes()
         sandbox = PythonSandbox(engine=cls().make_engine(work_root))
         asyncio.run(sandbox.start())
         yield sandbox
         asyncio.run(sandbox.aclose())
-        _assert_clean(work_root, fds_before)
+        _assert_clean(work_root, fds_before, procs_before)
 
     @pytest.fixture(autouse=True)
     def no_leftovers(self, tmp_path: Path, shared_sandbox: PythonSandbox | None) -> Any:
@@ -158,7 +175,7 @@ class EngineContract:
         else:
             work_root = tmp_path / "engine-root"
             work_root.mkdir()
-        fds_before = _fds()
+        fds_before, procs_before = _fds(), _processes()
         if shared_sandbox is None:
             self.sandbox = PythonSandbox(engine=self.make_engine(work_root))
         yield
@@ -167,7 +184,9 @@ class EngineContract:
             asyncio.run(self.sandbox.aclose())
         elif pool is not None:
             pool.wait_idle()
-        _assert_clean(work_root, fds_before, pool if shared_sandbox is not None else None)
+        _assert_clean(
+            work_root, fds_before, procs_before, pool if shared_sandbox is not None else None
+        )
 
     def run(self, code: str, inputs: Any = None, **options: Any) -> ExecutionResult:
         return self.sandbox.execute_sync(textwrap.dedent(code), inputs, ExecutionOptions(**options))

@@ -71,19 +71,28 @@ def _living_descendants() -> list[psutil.Process]:
 
 @pytest.fixture(autouse=True)
 def no_leftovers() -> Iterator[None]:
-    """After every test (all other fixtures torn down): no process left, by either engine."""
+    """After every test (all other fixtures torn down): no process it started is left, by
+    either engine (processes already there before the test are not its own)."""
+    before = {(p.pid, _started(p)) for p in _living_descendants()}
     yield
-    living = _living_descendants()
+    living = [p for p in _living_descendants() if (p.pid, _started(p)) not in before]
     for _ in range(20):
         if not living:
             break
         psutil.wait_procs(living, timeout=0.1)
-        living = _living_descendants()
+        living = [p for p in _living_descendants() if (p.pid, _started(p)) not in before]
     strays = [p for name in sorted(WATCHED_NAMES) for p in processes_named(name)]
     WATCHED_NAMES.clear()
     kill_all(living + strays)
     assert living == [], f"processes left behind: {living}"
     assert strays == [], f"processes the attack started outlived the test: {strays}"
+
+
+def _started(proc: psutil.Process) -> float:
+    try:
+        return float(proc.create_time())
+    except psutil.Error:
+        return 0.0
 
 
 @pytest.fixture
