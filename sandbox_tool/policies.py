@@ -25,64 +25,44 @@ __all__ = [
     "DATA_SCIENCE_MODULES",
     "DEFAULT_DENIED_BUILTINS",
     "DEFAULT_DENIED_MODULES",
+    "NATIVE_CODE_MODULES",
+    "NETWORK_MODULES",
+    "PARALLEL_MODULES",
+    "PROCESS_MODULES",
+    "SYSTEM_MODULES",
     "BuiltinsPolicy",
     "ImportPolicy",
 ]
 
-#: Modules that reach processes, the network, foreign code or the terminal.
-#: A name covers its submodules (``multiprocessing`` covers ``multiprocessing.pool``).
-DEFAULT_DENIED_MODULES: frozenset[str] = frozenset(
+#: Modules that start or control processes.
+PROCESS_MODULES: frozenset[str] = frozenset(
+    {"subprocess", "_posixsubprocess", "asyncio.subprocess", "pty", "pexpect", "sh", "plumbum"}
+)
+#: Modules that run code in other processes.
+PARALLEL_MODULES: frozenset[str] = frozenset(
+    {"multiprocessing", "_multiprocessing", "concurrent.futures.process"}
+)
+#: Modules that reach the network.
+NETWORK_MODULES: frozenset[str] = frozenset(
     {
-        # processes
-        "subprocess",
-        "_posixsubprocess",
-        "multiprocessing",
-        "_multiprocessing",
-        "concurrent.futures.process",
-        "pty",
-        "pexpect",
-        "sh",
-        "plumbum",
-        # network
-        "socket",
-        "_socket",
-        "ssl",
-        "_ssl",
-        "socketserver",
-        "select",
-        "selectors",
-        "asyncio.subprocess",
-        "http.client",
-        "http.server",
-        "urllib.request",
-        "ftplib",
-        "smtplib",
-        "poplib",
-        "imaplib",
-        "telnetlib",
-        "xmlrpc",
-        "webbrowser",
-        "requests",
-        "httpx",
-        "urllib3",
-        "aiohttp",
-        "websockets",
-        "paramiko",
-        # foreign code and the interpreter's internals
-        "ctypes",
-        "_ctypes",
-        "cffi",
-        "_ffi",
-        "mmap",
-        "_xxsubinterpreters",
-        # terminal and signals
-        "signal",
-        "_signal",
-        "termios",
-        "tty",
-        "fcntl",
-        "resource",
+        "socket", "_socket", "ssl", "_ssl", "socketserver", "select", "selectors",
+        "http.client", "http.server", "urllib.request", "ftplib", "smtplib", "poplib",
+        "imaplib", "telnetlib", "xmlrpc", "webbrowser", "requests", "httpx", "urllib3",
+        "aiohttp", "websockets", "paramiko",
     }
+)  # fmt: skip
+#: Modules that load foreign code or reach the interpreter's internals.
+NATIVE_CODE_MODULES: frozenset[str] = frozenset(
+    {"ctypes", "_ctypes", "cffi", "_ffi", "mmap", "_xxsubinterpreters"}
+)
+#: Modules for signals, the terminal and the process's own limits.
+SYSTEM_MODULES: frozenset[str] = frozenset(
+    {"signal", "_signal", "termios", "tty", "fcntl", "resource"}
+)
+#: The default deny-list: every module above. A name covers its submodules
+#: (``multiprocessing`` covers ``multiprocessing.pool``).
+DEFAULT_DENIED_MODULES: frozenset[str] = (
+    PROCESS_MODULES | PARALLEL_MODULES | NETWORK_MODULES | NATIVE_CODE_MODULES | SYSTEM_MODULES
 )
 
 #: What a data-analysis snippet needs, and nothing that reaches the OS beyond files.

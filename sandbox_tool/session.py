@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from sandbox_tool.engines import outcome
 from sandbox_tool.engines.proctree import kill_tree
+from sandbox_tool.engines.workspace import mime_type
 from sandbox_tool.errors import (
     EngineError,
     ExecutionFailed,
@@ -205,7 +206,7 @@ class Session:
             raise error
         artifacts = [
             Artifact(name=a["name"], kind=a["kind"], data=base64.b64decode(a["data"]),
-                     mime_type=_mime(a["name"]))
+                     mime_type=mime_type(a["name"]))
             for a in report.get("artifacts", [])
         ]  # fmt: skip
         common["artifacts"] = artifacts
@@ -301,9 +302,3 @@ def _read_to_end(fd: int, timeout: float) -> bytes:
             break
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _mime(name: str) -> str:
-    from sandbox_tool.engines.workspace import _mime_type
-
-    return _mime_type(name)

@@ -23,7 +23,7 @@ from sandbox_tool.engines import fontcache
 from sandbox_tool.result import Artifact
 from sandbox_tool.runner.protocol import FIGURES_DIR, MPLCONFIG_DIR, WORKER_REPORT, read_regular
 
-__all__ = ["Workspace"]
+__all__ = ["Workspace", "mime_type"]
 
 MAX_ARTIFACT_FILES = 100
 # written by the process engine's sandbox when it copies files out of its tmpfs
@@ -36,7 +36,8 @@ _EXTRA_TYPES = {
 }
 
 
-def _mime_type(name: str) -> str:
+def mime_type(name: str) -> str:
+    """The MIME type of an artifact's file name."""
     ext = os.path.splitext(name)[1].lower()
     return _EXTRA_TYPES.get(ext) or mimetypes.guess_type(name)[0] or "application/octet-stream"
 
@@ -137,7 +138,7 @@ class Workspace:
             while name in names:
                 name = f"_{name}"
             names.add(name)
-            artifacts.append(Artifact(name=name, mime_type=_mime_type(name), data=data, kind=kind))
+            artifacts.append(Artifact(name=name, mime_type=mime_type(name), data=data, kind=kind))
         return artifacts, truncated
 
     def cleanup(self) -> None:

@@ -1,23 +1,35 @@
 """Names and small helpers shared by the host and the runner (stdlib only).
 
-Request (host -> supervisor, JSON on stdin)::
+The runner's request has two parts. The **setup** says how to build the
+runner's sandbox and is known before the code is::
 
-    {"code": str, "inputs": any, "max_result_bytes": int,
+    {"paths": {"work": str, "tmp": str, "meta": str},
+     "isolation": null | {"network": bool, "nproc": int, "skip_layers": [str],
+                          "scratch_mb": int, "ro_files": [str], "copy_out_max_bytes": int},
+     "session": bool}
+
+The **execution** part says what to run and under which limits::
+
+    {"code": str, "inputs": any, "env": {str: str}, "max_result_bytes": int,
      "limits": {"memory_bytes": int | null, "cpu_seconds": int | null,
                 "file_bytes": int | null, "open_files": int | null,
                 "processes": int | null},
      "import_policy": {"unlisted": "allow" | "deny", "allow": [str], "deny": [str]},
-     "builtins_policy": {"deny": [str], "restrict_open": bool},
-     "paths": {"work": str, "tmp": str, "meta": str}}
+     "builtins_policy": {"deny": [str], "restrict_open": bool}}
+
+A cold runner reads both, merged, on stdin; a warm runner gets the setup when it
+is forked and the execution part later on its request channel (a session reads
+length-prefixed frames there instead, see :mod:`.session`).
 
 Supervisor report (supervisor -> host, JSON on the control pipe, whose fd
 number is the bootstrap's second argument)::
 
     {"exit_code": int | null, "signal": int | null, "maxrss_kb": int,
-     "cpu_seconds": float, "subreaper": bool}
+     "cpu_seconds": float, "subreaper": bool, "isolation": null | {...layers...}}
 
-Worker report (file ``<meta>/worker.json``): see :func:`runner.worker.report_ok`
-and :func:`runner.worker.report_error`.
+Worker report (file ``<meta>/worker.json``): ``{"status": "ok", "result", "result_repr",
+"result_type", "result_truncated"}`` or ``{"status": "error", "kind": KIND_*,
+"exception", "message", "traceback", "lineno", "line", ...}`` (see :mod:`.worker`).
 """
 
 import os

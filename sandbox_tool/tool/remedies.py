@@ -14,6 +14,14 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from sandbox_tool.policies import (
+    NATIVE_CODE_MODULES,
+    NETWORK_MODULES,
+    PARALLEL_MODULES,
+    PROCESS_MODULES,
+    SYSTEM_MODULES,
+)
+
 __all__ = [
     "builtin_alternative",
     "csv_columns",
@@ -22,34 +30,12 @@ __all__ = [
     "module_alternative",
 ]
 
-_NETWORK = frozenset(
-    {
-        "requests",
-        "httpx",
-        "urllib3",
-        "aiohttp",
-        "websockets",
-        "socket",
-        "ssl",
-        "socketserver",
-        "http",
-        "urllib.request",
-        "ftplib",
-        "smtplib",
-        "poplib",
-        "imaplib",
-        "telnetlib",
-        "xmlrpc",
-        "webbrowser",
-        "paramiko",
-        "select",
-        "selectors",
-    }
-)
-_PROCESSES = frozenset({"subprocess", "pty", "pexpect", "sh", "plumbum", "asyncio.subprocess"})
-_PARALLEL = frozenset({"multiprocessing", "concurrent.futures.process", "threading"})
-_NATIVE = frozenset({"ctypes", "cffi", "mmap"})
-_SYSTEM = frozenset({"signal", "resource", "fcntl", "termios", "tty"})
+# the policy's own categories; "http" and "threading" are named by models too
+_NETWORK = NETWORK_MODULES | {"http"}
+_PROCESSES = PROCESS_MODULES
+_PARALLEL = PARALLEL_MODULES | {"threading"}
+_NATIVE = NATIVE_CODE_MODULES
+_SYSTEM = SYSTEM_MODULES
 _SPECIFIC = {
     "os": "use pathlib or os.path for paths; files are in the working directory",
     "sys": "print() for output; the input files are in the working directory",
