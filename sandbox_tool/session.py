@@ -17,17 +17,14 @@ exactly as single executions are: each is its own sandbox.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import os
-import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from sandbox_tool.engines import outcome
+from sandbox_tool.engines import channel, outcome
 from sandbox_tool.engines.proctree import kill_tree
-from sandbox_tool.engines.workspace import mime_type
 from sandbox_tool.errors import (
     EngineError,
     ExecutionFailed,
@@ -38,8 +35,7 @@ from sandbox_tool.errors import (
     UsageError,
 )
 from sandbox_tool.options import ExecutionOptions, coerce_options
-from sandbox_tool.result import Artifact, ExecutionResult
-from sandbox_tool.runner.session import encode_frame
+from sandbox_tool.result import ExecutionResult
 
 if TYPE_CHECKING:
     from sandbox_tool.engines.native import NativeEngine
@@ -69,6 +65,7 @@ class Session:
         self._readers: dict[str, asyncio.StreamReader] = {}
         self._channel: asyncio.StreamWriter | None = None
         self._idle: asyncio.TimerHandle | None = None
+        self._isolation: dict[str, Any] | None = None
 
     async def _open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -88,22 +85,21 @@ class Session:
         opts = self.default_options
         first = self.engine.execution_request("", None, opts, self._runner.ws)
         first["limits"]["cpu_seconds"] = None  # set per cell
-        self._channel.write(encode_frame(first))
-        answer = await asyncio.wait_for(self._read_frame(), 60)
+        self._channel.write(channel.encode_frame(first))
+        try:
+            answer = await asyncio.wait_for(
+                channel.read_frame(self._readers["channel"], 1 << 20), 60
+            )
+        except (asyncio.TimeoutError, channel.ChannelError) as exc:
+            answer = {"error": str(exc) or type(exc).__name__}
         if answer is None or answer.get("status") != "ready":
             await self._end("the session could not start")
             raise EngineError(f"the session could not start: {answer}")
+        self._isolation = answer.get("isolation")
+        if self.engine.security_level > 5 and not self._isolation:
+            await self._end("the session did not report its isolation layers")
+            raise EngineError("the session's sandbox did not report its isolation layers")
         self._touch()
-
-    async def _read_frame(self) -> dict[str, Any] | None:
-        reader = self._readers["channel"]
-        try:
-            header = await reader.readexactly(4)
-            body = await reader.readexactly(int.from_bytes(header, "big"))
-        except asyncio.IncompleteReadError:
-            return None
-        frame: dict[str, Any] = json.loads(body)
-        return frame
 
     def _touch(self) -> None:
         if self._idle is not None:
@@ -132,7 +128,7 @@ class Session:
             if self._closed:
                 raise UsageError(f"this session has ended ({self._ended_because}); open a new one")
             started = time.perf_counter()
-            marker = f"\n\x1esandbox-tool-cell-{secrets.token_hex(8)}\n".encode()
+            marker = channel.new_marker()
             cell: dict[str, Any] = {
                 "code": code, "cpu_seconds": opts.cpu_limit_seconds, "marker": marker.decode(),
                 "max_artifact_bytes": opts.max_artifact_bytes,
@@ -140,13 +136,13 @@ class Session:
             if inputs is not None:
                 cell["inputs"] = inputs
             assert self._channel is not None
-            self._channel.write(encode_frame(cell))
+            self._channel.write(channel.encode_frame(cell))
             out, err = bytearray(), bytearray()
             budget = [opts.max_output_bytes]
             reading = asyncio.gather(
-                self._read_frame(),
-                self._until(self._readers["stdout"], marker, out, budget),
-                self._until(self._readers["stderr"], marker, err, budget),
+                channel.read_frame(self._readers["channel"], channel.frame_limit(opts)),
+                channel.read_until_marker(self._readers["stdout"], marker, out, budget),
+                channel.read_until_marker(self._readers["stderr"], marker, err, budget),
             )
             try:
                 report, _, _ = await asyncio.wait_for(reading, opts.timeout)
@@ -157,7 +153,14 @@ class Session:
                     "faster or raise ExecutionOptions.timeout." + _LOST,
                     limit=opts.timeout, **self._common(out, err, started),
                 ) from None  # fmt: skip
-            except _OutputFlood:
+            except channel.ChannelError as exc:
+                await self._end("its channel broke the protocol")
+                raise EngineError(
+                    f"the session's channel broke its protocol, so it was ended: {exc}; do "
+                    "not write to the runner's file descriptors." + _LOST,
+                    **self._common(out, err, started),
+                ) from None
+            except channel.OutputFlood:
                 await self._end("a cell printed too much")
                 raise OutputLimitExceeded(
                     f"the cell printed more than {opts.max_output_bytes} bytes and was "
@@ -169,21 +172,6 @@ class Session:
                 raise
             self._touch()
             return await self._finish(report, out, err, started, opts)
-
-    async def _until(
-        self, reader: asyncio.StreamReader, marker: bytes, sink: bytearray, budget: list[int]
-    ) -> None:
-        while True:
-            chunk = await reader.read(1 << 16)
-            if not chunk:
-                return  # the interpreter died: the channel says how
-            sink += chunk
-            budget[0] -= len(chunk)
-            if sink.endswith(marker):
-                del sink[-len(marker) :]
-                return
-            if budget[0] < 0:
-                raise _OutputFlood
 
     def _common(self, out: bytearray, err: bytearray, started: float) -> dict[str, Any]:
         return {
@@ -204,19 +192,19 @@ class Session:
             await self._end("the interpreter died")
             error.message += _LOST
             raise error
-        artifacts = [
-            Artifact(name=a["name"], kind=a["kind"], data=base64.b64decode(a["data"]),
-                     mime_type=mime_type(a["name"]))
-            for a in report.get("artifacts", [])
-        ]  # fmt: skip
-        common["artifacts"] = artifacts
+        try:
+            common["artifacts"] = channel.artifacts_from_report(report)
+        except channel.ChannelError as exc:
+            await self._end("its channel broke the protocol")
+            raise EngineError(f"the session's channel broke its protocol: {exc}." + _LOST,
+                              **common) from None  # fmt: skip
         if report.get("status") == "ok":
             return ExecutionResult(
                 result=report.get("result"), result_repr=report.get("result_repr"),
                 result_type=report.get("result_type"),
                 result_truncated=bool(report.get("result_truncated")),
                 artifacts_truncated=bool(report.get("artifacts_truncated")),
-                degraded=self.engine.degraded(opts), **common,
+                degraded=self.engine.degraded(opts), isolation=self._isolation, **common,
             )  # fmt: skip
         error = outcome.code_error(report, self.default_options, common)
         if isinstance(error, MemoryLimitExceeded):
@@ -259,8 +247,6 @@ class Session:
         await asyncio.to_thread(kill_tree, self._runner.pid, wait=2.0)
         for transport in self._transports:
             transport.close()
-        with contextlib.suppress(OSError):
-            os.close(self._runner.pipes.control_r)
         await asyncio.sleep(0)
         pool = self.engine.pool
         if pool is not None:
@@ -277,10 +263,6 @@ class Session:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-class _OutputFlood(Exception):
-    pass
 
 
 def _socket_from_fd(fd: int) -> Any:

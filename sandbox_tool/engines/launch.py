@@ -23,9 +23,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox_tool.engines.channel import ChannelError, read_frame
 from sandbox_tool.engines.proctree import kill_tree
 
-__all__ = ["RunnerPipes", "RunnerRun", "drive", "run_runner"]
+__all__ = ["Framed", "RunnerPipes", "RunnerRun", "drive", "run_runner"]
 
 TRUNCATION_MARKER = "\n[... output truncated: the limit is {limit} bytes ...]\n"
 _READ_CHUNK = 65536
@@ -39,11 +40,27 @@ class RunnerRun:
     stdout: bytes = b""
     stderr: bytes = b""
     control: dict[str, Any] | None = None
-    """The supervisor's report, or None if it did not deliver one."""
+    """The supervisor's report, or None if it did not deliver one (or was not waited for)."""
+    answer: dict[str, Any] | None = None
+    """A warm runner's answer frame: the worker's report with its artifacts and usage."""
+    isolation: dict[str, Any] | None = None
+    """The layers a warm runner reported before any user code ran (its ready frame)."""
+    protocol_error: str | None = None
+    """The channel broke its protocol (which only the code can make it do)."""
     timed_out: bool = False
     output_exceeded: bool = False
     duration_ms: float = 0.0
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Framed:
+    """A warm runner's execution over its channel: the frames to send (request and
+    cell), the marker that ends the cell's output, the largest answer frame allowed."""
+
+    frames: bytes
+    marker: bytes
+    max_frame: int
 
 
 @dataclass
@@ -122,10 +139,33 @@ async def _reader(fd: int, transports: list[asyncio.BaseTransport]) -> asyncio.S
     return reader
 
 
-async def _pump(reader: asyncio.StreamReader, sink: bytearray, budget: _OutputBudget) -> None:
+async def _pump(
+    reader: asyncio.StreamReader, sink: bytearray, budget: _OutputBudget, marker: bytes = b""
+) -> None:
+    """Copy ``reader`` into ``sink`` within ``budget``, to its end or up to ``marker``."""
     while chunk := await reader.read(_READ_CHUNK):
-        if not budget.exceeded.is_set():
-            sink += budget.take(chunk)
+        if budget.exceeded.is_set():
+            continue
+        before = len(sink)
+        sink += budget.take(chunk)
+        if marker and (at := sink.find(marker, max(0, before - len(marker)))) >= 0:
+            budget.left += len(sink) - at  # what came after the marker is not the cell's
+            del sink[at:]
+            return
+
+
+async def _answer(
+    reader: asyncio.StreamReader, max_frame: int, pumps: asyncio.Future[Any]
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """A warm runner's ready frame and answer frame (None where the channel ended first),
+    the answer only once both output streams have reached the cell's marker."""
+    ready = await read_frame(reader, max_frame)
+    if ready is None or ready.get("status") != "ready":
+        return ready, None
+    answer = await read_frame(reader, max_frame)
+    if answer is not None:
+        await pumps
+    return ready, answer
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -142,14 +182,22 @@ def _write_all(fd: int, data: bytes) -> None:
 async def drive(
     pid: int,
     pipes: RunnerPipes,
-    request: dict[str, Any],
+    request: dict[str, Any] | None,
     *,
     timeout: float,
     max_output_bytes: int,
     stop_grace: float = 0.0,
     reap: Callable[[], Awaitable[object]] | None = None,
+    framed: Framed | None = None,
 ) -> RunnerRun:
     """Run one execution on the runner ``pid`` (its supervisor) through ``pipes``.
+
+    A cold runner gets ``request`` on its stdin and the execution ends when its
+    supervisor has reported. A warm runner gets ``framed`` on its channel and the
+    execution ends as soon as its answer frame is in: the runner is then still
+    ending, and the caller tears it down (the control pipe stays open for that:
+    this reads a duplicate of it). If the runner dies without answering, its
+    supervisor's report says how, as for a cold one.
 
     The runner's ends must be closed in this process already. On a timeout or an
     output overflow the tree is killed; with ``stop_grace`` the runner first gets
@@ -162,36 +210,75 @@ async def drive(
     budget = _OutputBudget(max_output_bytes)
     tasks: list[asyncio.Future[Any]] = []
     transports: list[asyncio.BaseTransport] = []
+    writer: asyncio.StreamWriter | None = None
+    control_fd = os.dup(pipes.control_r) if framed is not None else pipes.control_r
     # fds not yet handed to a transport or a writer, closed here at the end
-    own = [pipes.stdout_r, pipes.stderr_r, pipes.control_r, pipes.request_w]
+    own = [pipes.stdout_r, pipes.stderr_r, control_fd, pipes.request_w]
     try:
         readers = []
         for fd in own[:3]:
             readers.append(await _reader(fd, transports))
             own.remove(fd)
         stdout, stderr, ctl = readers
-        data = json.dumps(request).encode()
-        own.remove(pipes.request_w)
-        if len(data) <= 65536:  # an empty pipe takes that much without blocking
-            _write_all(pipes.request_w, data)
-        else:
-            tasks.append(
-                asyncio.ensure_future(asyncio.to_thread(_write_all, pipes.request_w, data))
-            )
-        pumps = asyncio.gather(_pump(stdout, out, budget), _pump(stderr, err, budget))
+        marker = framed.marker if framed is not None else b""
+        pumps = asyncio.gather(
+            _pump(stdout, out, budget, marker), _pump(stderr, err, budget, marker)
+        )
         ended = asyncio.ensure_future(_pump(ctl, control, _OutputBudget(1 << 20)))
         overflow = asyncio.ensure_future(budget.exceeded.wait())
         tasks += [pumps, ended, overflow]
+        waiting = {ended, overflow}
+        answered: asyncio.Future[Any] | None = None
+        own.remove(pipes.request_w)
+        if framed is not None:
+            channel, writer = await asyncio.open_unix_connection(
+                sock=socket.socket(fileno=pipes.request_w), limit=_READ_CHUNK
+            )
+            writer.write(framed.frames)
+            answered = asyncio.ensure_future(_answer(channel, framed.max_frame, pumps))
+            tasks.append(answered)
+            waiting.add(answered)
+        else:
+            data = json.dumps(request).encode()
+            if len(data) <= 65536:  # an empty pipe takes that much without blocking
+                _write_all(pipes.request_w, data)
+            else:
+                tasks.append(
+                    asyncio.ensure_future(asyncio.to_thread(_write_all, pipes.request_w, data))
+                )
 
-        done, _ = await asyncio.wait({ended, overflow}, timeout=timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-        if ended not in done:
+        deadline = time.monotonic() + timeout
+        while True:
+            done, _ = await asyncio.wait(waiting, timeout=max(0.0, deadline - time.monotonic()),
+                                         return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            if answered in waiting and ended in done and not answered.done():
+                # the runner has ended, so its streams are at their end: an answer it sent
+                # (after code that closed or redirected its streams) is readable now
+                await asyncio.wait({answered}, timeout=_DRAIN_SECONDS)
+                done = {answered} if answered.done() else done
+            if answered is None or answered not in done:
+                break
+            waiting.discard(answered)
+            try:
+                ready, run.answer = answered.result()
+            except ChannelError as exc:
+                run.protocol_error = str(exc)
+                break
+            run.isolation = (ready or {}).get("isolation")
+            if ready is not None and ready.get("status") == "runner_error":
+                run.answer = ready  # the worker could not apply the request
+            if run.answer is not None:
+                return run
+            # the channel ended without an answer: the worker died, its supervisor says how
+        if ended not in done and run.protocol_error is None:
             run.output_exceeded = overflow in done
             run.timed_out = not run.output_exceeded
             if stop_grace > 0:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
                 await asyncio.wait({ended}, timeout=stop_grace)
+            await asyncio.to_thread(kill_tree, pid)
+        elif run.protocol_error is not None:
             await asyncio.to_thread(kill_tree, pid)
         await asyncio.wait({ended}, timeout=_DRAIN_SECONDS)
         if reap is not None:
@@ -216,6 +303,7 @@ async def drive(
         raise
     finally:
         run.duration_ms = (time.perf_counter() - started) * 1000
+        run.stdout, run.stderr = bytes(out), bytes(err)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -223,11 +311,12 @@ async def drive(
                 await task
         for transport in transports:
             transport.close()
+        if writer is not None:
+            writer.close()
         for fd in own:
             _close(fd)
         # a pipe transport closes its fd in a callback: let it run before the loop may end
         await asyncio.sleep(0)
-    run.stdout, run.stderr = bytes(out), bytes(err)
     return run
 
 

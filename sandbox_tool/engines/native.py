@@ -38,10 +38,10 @@ from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sandbox_tool.engines import fontcache
+from sandbox_tool.engines import channel, fontcache
 from sandbox_tool.engines.base import Engine, EngineInfo
 from sandbox_tool.engines.gate import Gate
-from sandbox_tool.engines.launch import RunnerRun, drive, run_runner
+from sandbox_tool.engines.launch import Framed, RunnerRun, drive, run_runner
 from sandbox_tool.engines.outcome import Outcome, build_outcome
 from sandbox_tool.engines.pool import TEMPLATE_BOOTSTRAP, Runner, WarmPool
 from sandbox_tool.engines.workspace import Workspace
@@ -313,14 +313,23 @@ class NativeEngine(Engine):
                 await asyncio.to_thread(ws.cleanup)
             raise
         try:
+            request = {**self.execution_request(code, inputs, options, runner.ws), "one_shot": True}
+            marker = channel.new_marker()
+            cell = {"code": request.pop("code"), "marker": marker.decode(),
+                    "max_artifact_bytes": options.max_artifact_bytes}  # fmt: skip
+            framed = Framed(
+                channel.encode_frame(request) + channel.encode_frame(cell),
+                marker,
+                channel.frame_limit(options),
+            )
             run = await drive(
-                runner.pid, runner.pipes, self.execution_request(code, inputs, options, runner.ws),
-                timeout=options.timeout, max_output_bytes=options.max_output_bytes,
-                stop_grace=self.stop_grace,
+                runner.pid, runner.pipes, None, timeout=options.timeout,
+                max_output_bytes=options.max_output_bytes, stop_grace=self.stop_grace,
+                framed=framed,
             )  # fmt: skip
             return self._outcome(run, runner.ws, options)
         finally:
-            pool.release(runner)  # its workspace goes in the background
+            pool.release(runner)  # torn down, and its workspace removed, in the background
 
     async def open_session(self, options: ExecutionOptions, idle_timeout: float) -> Session:
         """A session: one sandboxed interpreter for many cells (see :mod:`sandbox_tool.session`)."""
@@ -335,7 +344,7 @@ class NativeEngine(Engine):
         ws = None
         if options.files:
             ws = await asyncio.to_thread(Workspace.create, self.work_root, options.files, None)
-        runner = await asyncio.to_thread(pool.take, self.pool_key(options), ws, session=True)
+        runner = await asyncio.to_thread(pool.take, self.pool_key(options), ws)
         session = Session(self, runner, options, idle_timeout)
         try:
             await session._open()
@@ -345,9 +354,18 @@ class NativeEngine(Engine):
         return session
 
     def _outcome(self, run: RunnerRun, ws: Workspace, options: ExecutionOptions) -> ExecutionResult:
-        report = ws.read_worker_report(4 * options.max_output_bytes + (1 << 20))
-        artifacts, truncated = ws.collect_artifacts(options.max_artifact_bytes)
-        truncated = truncated or ws.copy_out_cut_short()
+        report: bytes | dict[str, Any] | None
+        if run.answer is not None:  # a warm runner answered on its channel
+            report = run.answer
+            try:
+                artifacts = channel.artifacts_from_report(report)
+            except channel.ChannelError as exc:
+                run.protocol_error, artifacts = str(exc), []
+            truncated = bool(report.get("artifacts_truncated"))
+        else:  # its report file and the files it left (copied out of its sandbox)
+            report = ws.read_worker_report(4 * options.max_output_bytes + (1 << 20))
+            artifacts, truncated = ws.collect_artifacts(options.max_artifact_bytes)
+            truncated = truncated or ws.copy_out_cut_short()
         return build_outcome(
             Outcome(
                 run, report, artifacts, truncated, self.name, options, self.degraded(options),

@@ -37,7 +37,8 @@ _MEMORY_SIGNS = ("MemoryError", "bad_alloc", "Cannot allocate memory", "out of m
 @dataclass
 class Outcome:
     run: RunnerRun
-    worker_report: bytes | None
+    worker_report: bytes | dict[str, Any] | None
+    """A cold run's report file, or a warm run's answer frame."""
     artifacts: list[Artifact]
     artifacts_truncated: bool
     engine: str
@@ -58,9 +59,9 @@ def _signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
-def _parse_worker(data: bytes | None) -> dict[str, Any] | None:
-    if data is None:
-        return None
+def _parse_worker(data: bytes | dict[str, Any] | None) -> dict[str, Any] | None:
+    if data is None or isinstance(data, dict):
+        return data
     try:
         report = json.loads(data)
     except ValueError:
@@ -73,7 +74,12 @@ def build_outcome(o: Outcome) -> ExecutionResult:
     run, opts = o.run, o.options
     stdout, stderr = _decode(run.stdout), _decode(run.stderr)
     control = run.control or {}
-    peak = control.get("maxrss_kb")
+    # a warm run answered before its supervisor reported: its layers are those it reported
+    # before any user code ran, its usage the worker's own
+    answered = run.answer is not None
+    isolation = run.isolation if answered else control.get("isolation")
+    usage = (run.answer or {}).get("usage") if answered else control
+    peak = usage.get("maxrss_kb") if isinstance(usage, dict) else None
     peak_mb = round(peak / 1024, 1) if isinstance(peak, (int, float)) else None
     common: dict[str, Any] = {
         "stdout": stdout,
@@ -100,7 +106,13 @@ def build_outcome(o: Outcome) -> ExecutionResult:
             limit=opts.timeout,
             **common,
         )
-    if run.control is None:
+    if run.protocol_error is not None:
+        raise EngineError(
+            f"the sandbox's channel broke its protocol, so no result is trusted: "
+            f"{run.protocol_error}; do not write to the runner's file descriptors",
+            **common,
+        )
+    if run.control is None and not answered:
         raise EngineError(
             "the runner ended without reporting; "
             "this is a sandbox_tool or host problem, not the code's: "
@@ -108,7 +120,7 @@ def build_outcome(o: Outcome) -> ExecutionResult:
             **common,
         )
 
-    if o.require_isolation and not control.get("isolation"):
+    if o.require_isolation and not isolation:
         detail = (_parse_worker(o.worker_report) or {}).get("message")
         raise EngineError(
             "the sandbox did not report its isolation layers; no result is trusted: "
@@ -140,7 +152,7 @@ def build_outcome(o: Outcome) -> ExecutionResult:
             result_truncated=bool(report.get("result_truncated")),
             artifacts_truncated=o.artifacts_truncated,
             degraded=o.degraded,
-            isolation=control.get("isolation"),
+            isolation=isolation,
             **common,
         )
     if status == "error":

@@ -6,7 +6,12 @@ and for the process engine a fresh sandbox with its own namespaces, landlock
 ruleset, seccomp filter and rlimits): a warm runner is never weaker than a
 cold one. A few runners for the engine's default settings are forked ahead of
 time and wait, already sandboxed, for their request; each runs exactly one
-execution and is replaced in the background.
+execution (or one session) and is replaced in the background.
+
+A runner answers on its channel before it has ended (see
+:func:`sandbox_tool.engines.launch.drive`): a released runner is left to end by
+itself, which its supervisor reports by closing the control pipe, and only then
+is its workspace removed. One that takes longer than a few seconds is killed.
 
 Loop-agnostic: the pool's state is guarded by a thread lock, so executions may
 come from any event loop (``execute_sync`` runs a fresh loop per call).
@@ -17,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import socket
 import subprocess
 import tempfile
@@ -39,12 +45,18 @@ TEMPLATE_BOOTSTRAP = (
     "from runner.template import main; main(int(sys.argv[2]))"
 )
 _READY_TIMEOUT = 120.0
+_END_SECONDS = 5.0
+"""How long a released runner gets to end by itself before it is killed."""
 
 
 @dataclass
 class Runner:
     """A runner forked from the template: its supervisor's pid, the host's pipe ends and
-    its workspace. ``key`` says which settings its sandbox was built for."""
+    its workspace. ``key`` says which settings its sandbox was built for.
+
+    Whoever drives the runner consumes (closes) the host's ends of its stdout, stderr
+    and channel; the control pipe stays the runner's until it is discarded or released.
+    """
 
     pid: int
     pipes: RunnerPipes
@@ -52,8 +64,19 @@ class Runner:
     key: Any
 
     def discard(self) -> None:
+        """Kill it now and remove everything (a runner that was never driven)."""
         kill_tree(self.pid)
         self.pipes.close_host_ends()
+        self.ws.cleanup()
+
+    def finish(self, killed: bool) -> None:
+        """Once it has ended (or been ``killed``): close its control pipe, remove its
+        workspace; whatever is left in its supervisor's session is killed."""
+        if not killed:
+            with contextlib.suppress(OSError):
+                os.killpg(self.pid, 9)
+        with contextlib.suppress(OSError):
+            os.close(self.pipes.control_r)
         self.ws.cleanup()
 
 
@@ -85,7 +108,8 @@ class WarmPool:
         self.info: dict[str, Any] = {}
         self._lock = threading.RLock()
         self._ready: deque[Runner] = deque()
-        self._spent: list[Runner] = []
+        # released runners still ending, with the time they get to end by themselves
+        self._spent: list[tuple[Runner, float]] = []
         self._cleaning = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
@@ -93,6 +117,10 @@ class WarmPool:
         self._refill_wanted = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
         self._refiller: threading.Thread | None = None
+        self._ender: threading.Thread | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         # the template's stderr, read when it fails; closed by close()
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         self.restarts = 0
@@ -173,13 +201,13 @@ class WarmPool:
 
     # -- runners -------------------------------------------------------------------
 
-    def _fork(self, key: Any, ws: Workspace | None = None, *, session: bool = False) -> Runner:
+    def _fork(self, key: Any, ws: Workspace | None = None) -> Runner:
         """Fork a runner now (the caller holds the lock)."""
         self._ensure_template()
         ws = ws or self.make_workspace()
         pipes = RunnerPipes.create()
         try:
-            setup = {**self.make_setup(ws, key), "session": session}
+            setup = self.make_setup(ws, key)
             assert self._sock is not None
             socket.send_fds(self._sock, [json.dumps({"setup": setup}).encode()],
                             list(pipes.runner_ends()))  # fmt: skip
@@ -194,13 +222,10 @@ class WarmPool:
             pipes.close_runner_ends()
         return Runner(int(answer["pid"]), pipes, ws, key)
 
-    def take(self, key: Any, ws: Workspace | None = None, *, session: bool = False) -> Runner:
+    def take(self, key: Any, ws: Workspace | None = None) -> Runner:
         """A runner for ``key``: one forked ahead of time when there is one (and no
-        workspace was imposed), else one forked now; a ``session`` runner runs many cells.
-        Blocking: call it in a thread."""
+        workspace was imposed), else one forked now. Blocking: call it in a thread."""
         with self._lock:
-            if session:
-                return self._fork(key, ws, session=True)
             if ws is None and key == self.default_key:
                 while self._ready:
                     runner = self._ready.popleft()
@@ -210,38 +235,73 @@ class WarmPool:
             return self._fork(key, ws)
 
     def release(self, runner: Runner) -> None:
-        """An execution is over: remove its workspace and replace the runner, both in the
-        background, so that at low load neither competes with the execution."""
+        """An execution is over: let the runner end, then remove its workspace, and fork
+        its replacement, all in the background, so that at low load none of it competes
+        with the execution."""
         with self._lock:
-            self._spent.append(runner)
+            if self._closed:
+                runner.discard()
+                return
+            self._spent.append((runner, time.monotonic() + _END_SECONDS))
             self._refill_wanted.notify()
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
 
     def _refill_loop(self) -> None:
         while True:
             with self._lock:
-                while not self._closed and len(self._ready) >= self.size and not self._spent:
+                while not self._closed and len(self._ready) >= self.size:
+                    self._idle.notify_all()
                     self._refill_wanted.wait()
-                spent, self._spent = self._spent, []
-                self._cleaning = len(spent)
-            for runner in spent:
-                runner.ws.cleanup()
-            with self._lock:
-                self._cleaning = 0
                 if self._closed:
                     return
-                if len(self._ready) >= self.size:
-                    self._idle.notify_all()
-                    continue
                 try:
                     self._ready.append(self._fork(self.default_key))
                 except Exception:  # noqa: BLE001 - retried on the next request
                     self._refill_wanted.wait()
                 self._idle.notify_all()
 
+    def _end_loop(self) -> None:
+        """Wait for released runners to end (their control pipe closes), then finish them."""
+        while True:
+            with self._lock:
+                if self._closed:
+                    return
+                spent = list(self._spent)
+            now = time.monotonic()
+            first = min((deadline for _, deadline in spent), default=None)
+            fds = [self._wake_r] + [r.pipes.control_r for r, _ in spent]
+            wait = None if first is None else max(first - now, 0.0)
+            readable, _, _ = select.select(fds, [], [], wait)
+            if self._wake_r in readable:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_r, 4096)
+            now = time.monotonic()
+            ended = [(r, False) for r, _ in spent if r.pipes.control_r in readable and _drained(r)]
+            done = {id(r) for r, _ in ended}
+            ended += [(r, True) for r, deadline in spent if deadline <= now and id(r) not in done]
+            for runner, late in ended:
+                if late:
+                    kill_tree(runner.pid, wait=1.0)
+                with self._lock:
+                    self._spent = [(r, d) for r, d in self._spent if r is not runner]
+                    self._cleaning += 1
+                try:
+                    runner.finish(killed=late)
+                finally:
+                    with self._lock:
+                        self._cleaning -= 1
+                        self._idle.notify_all()
+
     def start(self) -> None:
         """Start the template and the background refill (blocking: call it in a thread)."""
         with self._lock:
             self._ensure_template()
+            if self._ender is None:
+                self._ender = threading.Thread(
+                    target=self._end_loop, name="sandbox-tool-end", daemon=True
+                )
+                self._ender.start()
             if self._refiller is None and self.size > 0:
                 self._refiller = threading.Thread(
                     target=self._refill_loop, name="sandbox-tool-refill", daemon=True
@@ -265,10 +325,17 @@ class WarmPool:
             self._stderr.close()
             self._refill_wanted.notify_all()
             self._idle.notify_all()
-        if self._refiller is not None:
-            self._refiller.join(timeout=5)
-        for runner in spent:
-            runner.ws.cleanup()
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+        for thread in (self._refiller, self._ender):
+            if thread is not None:
+                thread.join(timeout=5)
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        for runner, _ in spent:
+            kill_tree(runner.pid, wait=1.0)
+            runner.finish(killed=True)
 
     def ready_count(self) -> int:
         with self._lock:
@@ -312,6 +379,20 @@ class WarmPool:
             if not self._stderr.closed:
                 fds.add(self._stderr.fileno())
             return fds
+
+
+def _drained(runner: Runner) -> bool:
+    """Read what the control pipe holds; True at its end (the supervisor has exited)."""
+    fd = runner.pipes.control_r
+    os.set_blocking(fd, False)
+    try:
+        while os.read(fd, 65536):
+            pass
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _running(pid: int) -> bool:

@@ -21,11 +21,16 @@ from pathlib import Path
 
 from sandbox_tool.engines import fontcache
 from sandbox_tool.result import Artifact
-from sandbox_tool.runner.protocol import FIGURES_DIR, MPLCONFIG_DIR, WORKER_REPORT, read_regular
+from sandbox_tool.runner.protocol import (
+    FIGURES_DIR,
+    MAX_ARTIFACT_FILES,
+    MPLCONFIG_DIR,
+    WORKER_REPORT,
+    read_regular,
+)
 
 __all__ = ["Workspace", "mime_type"]
 
-MAX_ARTIFACT_FILES = 100
 # written by the process engine's sandbox when it copies files out of its tmpfs
 _PARTIAL = ".scratch-partial-"
 _SCRATCH_SUMMARY = ".scratch.json"

@@ -5,8 +5,7 @@ runner's sandbox and is known before the code is::
 
     {"paths": {"work": str, "tmp": str, "meta": str},
      "isolation": null | {"network": bool, "nproc": int, "skip_layers": [str],
-                          "scratch_mb": int, "ro_files": [str], "copy_out_max_bytes": int},
-     "session": bool}
+                          "scratch_mb": int, "ro_files": [str], "copy_out_max_bytes": int}}
 
 The **execution** part says what to run and under which limits::
 
@@ -17,9 +16,11 @@ The **execution** part says what to run and under which limits::
      "import_policy": {"unlisted": "allow" | "deny", "allow": [str], "deny": [str]},
      "builtins_policy": {"deny": [str], "restrict_open": bool}}
 
-A cold runner reads both, merged, on stdin; a warm runner gets the setup when it
-is forked and the execution part later on its request channel (a session reads
-length-prefixed frames there instead, see :mod:`.session`).
+A cold runner reads both, merged, on stdin, and writes its worker report to a
+file. A warm runner gets the setup when it is forked; the execution part, with
+``"one_shot": true`` for a single execution, comes later as the first
+length-prefixed frame on its channel, and the worker answers there, with the
+same report plus the artifacts, in frames (see :mod:`.session`).
 
 Supervisor report (supervisor -> host, JSON on the control pipe, whose fd
 number is the bootstrap's second argument)::
@@ -27,9 +28,10 @@ number is the bootstrap's second argument)::
     {"exit_code": int | null, "signal": int | null, "maxrss_kb": int,
      "cpu_seconds": float, "subreaper": bool, "isolation": null | {...layers...}}
 
-Worker report (file ``<meta>/worker.json``): ``{"status": "ok", "result", "result_repr",
-"result_type", "result_truncated"}`` or ``{"status": "error", "kind": KIND_*,
-"exception", "message", "traceback", "lineno", "line", ...}`` (see :mod:`.worker`).
+Worker report (a cold run's file ``<meta>/worker.json``, a warm run's answer
+frame): ``{"status": "ok", "result", "result_repr", "result_type",
+"result_truncated"}`` or ``{"status": "error", "kind": KIND_*, "exception",
+"message", "traceback", "lineno", "line", ...}`` (see :mod:`.worker`).
 """
 
 import os
@@ -39,6 +41,8 @@ WORKER_REPORT = "worker.json"
 FIGURES_DIR = "figures"
 MPLCONFIG_DIR = "mplconfig"
 USER_FILENAME = "<code>"
+MAX_ARTIFACT_FILES = 100
+"""At most this many artifacts (figures first, then files) come back from one execution."""
 
 # kinds of worker error reports
 KIND_EXCEPTION = "exception"

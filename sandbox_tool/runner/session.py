@@ -1,16 +1,25 @@
-"""A session: one sandboxed interpreter that runs many cells and keeps its state.
+"""The framed channel of a warm runner: one execution, or a session of many cells.
 
 The worker, already inside its sandbox, reads length-prefixed JSON frames on its
-channel (a unix socket to the host): first the session's request (environment,
-limits, policies), then one frame per cell. For each cell it runs the code in
-the same ``__main__``, answers with one frame (the cell's report, its figures
-and the files it wrote, as base64), and ends the cell's stdout and stderr with
-the cell's marker so the host can cut the streams per cell. The host ends the
-session by closing the channel.
+channel (a unix socket to the host): first the execution's request
+(environment, limits, policies, inputs), then one frame per cell. It answers
+the request with ``{"status": "ready", "isolation": {...}}`` (the layers it is
+running under, reported before any user code ran), and each cell with one frame:
+the cell's report, its figures and the files it wrote (base64), and how much CPU
+and memory the process has used. It ends the cell's stdout and stderr with the
+cell's marker so that the host can cut the streams per cell without waiting for
+them to close.
 
-Per-cell limits: CPU (the soft ``RLIMIT_CPU`` moves forward before each cell),
-and, from the host, wall clock and output. Memory is limited per session. A
-cell that hits a limit ends the session.
+A request with ``"one_shot": true`` is a single execution: the worker runs one
+cell (whose value is ``result`` or the last expression, as a cold run's is),
+answers, and exits at once. The host answers its caller as soon as the frame
+and the markers are in, and the sandbox is torn down afterwards, off the
+critical path. Otherwise the channel is a session: cells run in the same
+``__main__`` until the host closes the channel.
+
+Per-cell limits: CPU (the soft ``RLIMIT_CPU`` moves forward before each cell
+that names ``cpu_seconds``), and, from the host, wall clock and output. Memory
+is limited per channel. A cell that hits a limit ends the channel.
 """
 
 from __future__ import annotations
@@ -23,10 +32,14 @@ import struct
 from typing import Any, NoReturn
 
 from . import worker
-from .protocol import FIGURES_DIR, read_regular
+from .protocol import FIGURES_DIR, MAX_ARTIFACT_FILES, read_regular
 
 _HEADER = struct.Struct("!I")
 MAX_FRAME = 256 << 20
+# Bound now: the code may replace module attributes (json.dumps = None) before its
+# answer is sent.
+_dumps, _loads, _b64encode = json.dumps, json.loads, base64.b64encode
+_read, _write, _exit = os.read, os.write, os._exit
 
 
 def read_frame(fd: int) -> dict[str, Any] | None:
@@ -40,14 +53,14 @@ def read_frame(fd: int) -> dict[str, Any] | None:
     body = _read_exactly(fd, size)
     if body is None:
         return None
-    frame: dict[str, Any] = json.loads(body)
+    frame: dict[str, Any] = _loads(body)
     return frame
 
 
 def _read_exactly(fd: int, size: int) -> bytes | None:
     chunks, left = [], size
     while left:
-        chunk = os.read(fd, left)
+        chunk = _read(fd, left)
         if not chunk:
             return None
         chunks.append(chunk)
@@ -56,14 +69,14 @@ def _read_exactly(fd: int, size: int) -> bytes | None:
 
 
 def encode_frame(frame: dict[str, Any]) -> bytes:
-    body = json.dumps(frame).encode()
+    body = _dumps(frame).encode()
     return _HEADER.pack(len(body)) + body
 
 
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view) :]
+        view = view[_write(fd, view) :]
 
 
 def _files(top: str) -> dict[str, tuple[int, int]]:
@@ -80,9 +93,10 @@ def _files(top: str) -> dict[str, tuple[int, int]]:
 
 
 def _artifacts(
-    figures: str, work: str, before: dict[str, tuple[int, int]], budget: int
+    figures: str, work: str, before: dict[str, tuple[int, int]], budget: int, keep: bool
 ) -> tuple[list[dict[str, str]], bool, dict[str, tuple[int, int]]]:
-    """The cell's figures and changed files (removing the figures), within ``budget``."""
+    """The cell's figures and changed files within ``budget``; the figures are removed
+    unless ``keep`` (a one-shot's stay for the host, in case the channel fails)."""
     out: list[dict[str, str]] = []
     truncated = False
     candidates = [
@@ -95,30 +109,64 @@ def _artifacts(
         for name, stamp in sorted(after.items())
         if before.get(name) != stamp
     ]
-    for name, path, kind in candidates:
+    for index, (name, path, kind) in enumerate(candidates):
+        if index >= MAX_ARTIFACT_FILES:
+            truncated = True
+            break
         data = read_regular(path, budget)
-        if kind == "figure":
+        if kind == "figure" and not keep:
             os.unlink(path)
         if data is None:
             truncated = True
             continue
         budget -= len(data)
-        out.append({"name": name, "kind": kind, "data": base64.b64encode(data).decode()})
+        out.append({"name": name, "kind": kind, "data": _b64encode(data).decode()})
     return out, truncated, after
 
 
-def serve(setup: dict[str, Any], channel: int) -> NoReturn:
-    """Run cells from ``channel`` until the host closes it."""
+def _usage() -> dict[str, float]:
+    """CPU seconds and peak resident memory of this process and the children it reaped."""
+    own, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return {
+        "cpu_seconds": own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime,
+        "maxrss_kb": max(own.ru_maxrss, kids.ru_maxrss),
+    }
+
+
+def _move_cpu_limit(seconds: int) -> None:
+    """Let the next cell use ``seconds`` more CPU (the soft limit is per process)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    used = int(usage.ru_utime + usage.ru_stime) + 1
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = used + seconds
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def serve(setup: dict[str, Any], channel: int, isolation: dict[str, Any] | None) -> NoReturn:
+    """Run cells from ``channel`` until the host closes it (or after one, for a one-shot).
+
+    The cells' markers go to copies of stdout and stderr made before any code ran, so
+    that code redirecting its own streams does not hide the end of a cell. If the code
+    broke the channel itself (closed its fd), a one-shot's report goes to the report
+    file instead, which the host reads once the runner has ended, as for a cold run.
+    """
+    streams = [os.dup(1), os.dup(2)]
     first = read_frame(channel)
     if first is None:
-        os._exit(0)
-    request = {**setup, **first}
+        _exit(0)
+    request = {**setup, **first, "framed": True}
+    one_shot = bool(request.get("one_shot"))
     try:
         main = worker.start_namespace(request)
     except BaseException as exc:  # noqa: BLE001 - reported to the host, then the end
         _write_all(channel, encode_frame({"status": "runner_error", "message": repr(exc)}))
-        os._exit(71)
-    _write_all(channel, encode_frame({"status": "ready"}))
+        _exit(71)
+    _write_all(channel, encode_frame({"status": "ready", "isolation": isolation}))
     max_bytes = int(request["max_result_bytes"])
     paths = request["paths"]
     figures = os.path.join(paths["meta"], FIGURES_DIR)
@@ -126,27 +174,31 @@ def serve(setup: dict[str, Any], channel: int) -> NoReturn:
     while True:
         cell = read_frame(channel)
         if cell is None:
-            os._exit(0)
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        used = int(usage.ru_utime + usage.ru_stime) + 1
-        _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-        soft = used + int(cell["cpu_seconds"])
-        if hard != resource.RLIM_INFINITY:
-            soft = min(soft, hard)
-        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+            _exit(0)
+        if cell.get("cpu_seconds") is not None:
+            _move_cpu_limit(int(cell["cpu_seconds"]))
         if "inputs" in cell:
             main.__dict__["inputs"] = cell["inputs"]
-        report = worker.run_code(main, cell["code"], max_bytes, cell=True)
+        report = worker.run_code(main, cell["code"], max_bytes, cell=not one_shot)
+        answer = dict(report)
         try:
-            report["artifacts"], report["artifacts_truncated"], files = _artifacts(
-                figures, paths["work"], files, int(cell["max_artifact_bytes"])
+            answer["artifacts"], answer["artifacts_truncated"], files = _artifacts(
+                figures, paths["work"], files, int(cell["max_artifact_bytes"]), keep=one_shot
             )
-        except OSError as exc:
-            report["artifacts"], report["figure_error"] = [], f"artifacts lost: {exc}"
+        except BaseException as exc:  # noqa: BLE001 - the code may have broken os or io
+            answer["artifacts"], answer["figure_error"] = [], f"artifacts lost: {exc!r}"
+        answer["usage"] = _usage()
         marker = cell["marker"].encode()
-        for fd in (1, 2):
+        for fd in streams:
             try:
-                os.write(fd, marker)
+                _write(fd, marker)
             except OSError:
-                pass  # the code closed it: the host waits for the cell's end until its timeout
-        _write_all(channel, encode_frame(report))
+                pass  # the code closed it: the host reads that stream to its end instead
+        try:
+            _write_all(channel, encode_frame(answer))
+        except BaseException:  # noqa: BLE001 - the code broke its channel
+            if not one_shot:
+                _exit(72)
+            worker.write_report(paths["meta"], report)  # the host falls back to the file
+        if one_shot:
+            _exit(0)

@@ -157,8 +157,8 @@ def _start_worker(
 
     os.close(control_fd)
     prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # the worker does not outlive its supervisor
-    request = setup
     plan = _isolation_plan(setup) if layers_w is not None else None
+    summary = None
     if plan is not None and layers_w is not None:
         from . import namespaces
 
@@ -167,23 +167,19 @@ def _start_worker(
         except BaseException as exc:  # noqa: BLE001 - no user code has run
             worker.fail(setup, f"sandbox set-up failed: {type(exc).__name__}: {exc}")
         # reported before any user code runs, on a pipe closed before it does
-        data = json.dumps(_summary(report)).encode()
+        summary = _summary(report)
+        data = json.dumps(summary).encode()
         while data:
             data = data[os.write(layers_w, data) :]
         os.close(layers_w)
-    worker.prepare(setup)
-    if setup.get("session") and request_fd is not None:
+    if request_fd is not None:
+        # a pre-forked worker, sandboxed already: its request and cells come as frames
         from . import session
 
-        session.serve(setup, request_fd)  # never returns
-    if request_fd is not None:
-        # a pre-forked worker: sandboxed already, it now waits for the execution's part
-        try:
-            request = {**setup, **read_json(request_fd)}
-        except BaseException as exc:  # noqa: BLE001 - the host went away or sent garbage
-            worker.fail(setup, f"no usable request: {type(exc).__name__}: {exc}")
-        os.close(request_fd)
-    worker.run(request)
+        worker.prepare(setup, report_file=False)
+        session.serve(setup, request_fd, summary)  # never returns
+    worker.prepare(setup)
+    worker.run(setup)
 
 
 def main(control_fd: int) -> None:
@@ -198,7 +194,7 @@ def supervise(setup: dict[str, Any], control_fd: int, request_fd: int | None) ->
 
     ``setup`` says how to sandbox the worker (paths, isolation); the rest of the
     request (code, inputs, limits, policies) is in ``setup`` too for a cold start, or
-    arrives later on ``request_fd`` for a pre-forked worker.
+    arrives later as frames on ``request_fd`` for a pre-forked worker (:mod:`.session`).
     """
     # Everything the worker needs is imported now, before any sandbox exists,
     # so the runner's directory need not be visible inside one.

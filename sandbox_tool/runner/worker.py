@@ -130,7 +130,7 @@ def _reserve_report(meta: str, size: int) -> None:
         _os_close(fd)
 
 
-def _write_report(meta: str, report: dict[str, Any]) -> None:
+def write_report(meta: str, report: dict[str, Any]) -> None:
     data = _dumps(report).encode()
     path = _join(meta, WORKER_REPORT)
     tmp = path + ".tmp"
@@ -228,15 +228,16 @@ def _capture_figures() -> str | None:
 def fail(request: dict[str, Any], message: str) -> NoReturn:
     """Report that the runner could not run the code, and exit."""
     try:
-        _write_report(request["paths"]["meta"], {"status": "runner_error", "message": message})
+        write_report(request["paths"]["meta"], {"status": "runner_error", "message": message})
     finally:
         _flush_all()
         _exit(71)
 
 
-def prepare(setup: dict[str, Any]) -> None:
+def prepare(setup: dict[str, Any], *, report_file: bool = True) -> None:
     """What can be done before the request arrives (a pre-forked worker does it while it
-    waits, so that a request pays only for its code)."""
+    waits, so that a request pays only for its code). ``report_file``: the report goes to
+    a file (a cold run), whose space is reserved now; a warm worker answers on its channel."""
     paths = _Paths(setup["paths"])
     _isolate_descriptors()
     _reseed()
@@ -247,8 +248,9 @@ def prepare(setup: dict[str, Any]) -> None:
         if reconfigure is not None:
             reconfigure(line_buffering=True)
     mplbackend.configure(os.path.join(paths.meta, FIGURES_DIR))
-    # the result, its repr and a traceback: what a report with the default limit holds
-    _reserve_report(paths.meta, _DEFAULT_REPORT_RESERVE)
+    if report_file:
+        # the result, its repr and a traceback: what a report with the default limit holds
+        _reserve_report(paths.meta, _DEFAULT_REPORT_RESERVE)
 
 
 def _set_environment(env: dict[str, str]) -> None:
@@ -280,7 +282,7 @@ def start_namespace(request: dict[str, Any]) -> types.ModuleType:
         bpol["deny"], bpol["restrict_open"], [paths.work, paths.tmp]
     )
     reserve_size = int(request["max_result_bytes"]) + _REPORT_OVERHEAD
-    if reserve_size > _DEFAULT_REPORT_RESERVE:
+    if reserve_size > _DEFAULT_REPORT_RESERVE and not request.get("framed"):
         _reserve_report(paths.meta, reserve_size)
     main = types.ModuleType("__main__")
     main.__dict__.update({"__builtins__": user_builtins, "inputs": request.get("inputs")})
@@ -352,11 +354,11 @@ def run(request: dict[str, Any]) -> NoReturn:
         fail(request, f"{type(exc).__name__}: {exc}")
     report = run_code(main, request["code"], int(request["max_result_bytes"]))
     try:
-        _write_report(meta, report)
+        write_report(meta, report)
     except BaseException as exc:  # noqa: BLE001 - last resort: a minimal report
         try:
             message = f"could not write the report: {safe_repr(exc)}"
-            _write_report(meta, {"status": "runner_error", "message": message})
+            write_report(meta, {"status": "runner_error", "message": message})
         except BaseException:  # noqa: BLE001
             pass
     _exit(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,9 @@ class TestProcessEngine(EngineContract):
     def make_engine(self, work_root: Path) -> ProcessEngine:
         return ProcessEngine(work_root=work_root, warm=False)
 
+    def test_results_name_the_layers_they_ran_under(self) -> None:
+        _assert_full_isolation(self.run("result = 1").isolation)
+
 
 class TestProcessEngineWarm(TestProcessEngine, SessionContract):
     """Warm: runners forked from a template, each in a fresh sandbox of its own."""
@@ -30,3 +34,14 @@ class TestProcessEngineWarm(TestProcessEngine, SessionContract):
 
     def make_engine(self, work_root: Path) -> ProcessEngine:
         return ProcessEngine(work_root=work_root, warm=True)
+
+    def test_session_cells_name_the_layers_they_ran_under(self) -> None:
+        for cell in self.cells("x = 1", "x + 1"):
+            _assert_full_isolation(cell.isolation)
+
+
+def _assert_full_isolation(isolation: dict[str, Any] | None) -> None:
+    assert isolation is not None
+    assert all(isolation["namespaces"].values())
+    assert isolation["private_root"] and isolation["no_new_privs"]
+    assert isolation["landlock"]["applied"] and isolation["seccomp"]["applied"]

@@ -1,0 +1,159 @@
+"""A warm runner's framed channel: the host's parsing, and code that abuses the channel."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sandbox_tool import EngineError, ExecutionOptions, ImportPolicy, PythonSandbox
+from sandbox_tool.engines import channel
+from sandbox_tool.engines.native import NativeEngine
+from sandbox_tool.runner.session import encode_frame
+
+
+def _reader(data: bytes, *, chunks: int = 1) -> asyncio.StreamReader:
+    reader = asyncio.StreamReader()
+    step = max(1, len(data) // chunks)
+    for i in range(0, len(data), step):
+        reader.feed_data(data[i : i + step])
+    reader.feed_eof()
+    return reader
+
+
+def test_a_frame_round_trips() -> None:
+    async def go() -> dict[str, object] | None:
+        return await channel.read_frame(_reader(encode_frame({"a": [1, "x"]}), chunks=3), 1000)
+
+    assert asyncio.run(go()) == {"a": [1, "x"]}
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ((1 << 31).to_bytes(4, "big"), "frame of 2147483648 bytes"),
+        (len(b"{nope").to_bytes(4, "big") + b"{nope", "not JSON"),
+        (len(b"[1]").to_bytes(4, "big") + b"[1]", "not a JSON object"),
+    ],
+)
+def test_a_bad_frame_is_refused_before_it_is_read(data: bytes, match: str) -> None:
+    async def go() -> None:
+        await channel.read_frame(_reader(data), 1 << 20)
+
+    with pytest.raises(channel.ChannelError, match=match):
+        asyncio.run(go())
+
+
+def test_the_end_of_the_channel_is_none() -> None:
+    async def go() -> dict[str, object] | None:
+        return await channel.read_frame(_reader(encode_frame({"a": 1})[:5]), 1000)
+
+    assert asyncio.run(go()) is None
+
+
+def test_output_is_cut_at_the_marker_even_when_it_is_split() -> None:
+    marker = channel.new_marker()
+
+    async def go() -> tuple[bool, bytes, int]:
+        sink, budget = bytearray(), [100]
+        found = await channel.read_until_marker(
+            _reader(b"hello\n" + marker + b"late", chunks=7), marker, sink, budget
+        )
+        return found, bytes(sink), budget[0]
+
+    found, out, left = asyncio.run(go())
+    assert found and out.startswith(b"hello\n") and marker not in out
+    assert left == 100 - len(b"hello\n")
+
+
+def test_output_past_the_budget_floods() -> None:
+    marker = channel.new_marker()
+
+    async def go() -> None:
+        await channel.read_until_marker(_reader(b"x" * 200 + marker), marker, bytearray(), [100])
+
+    with pytest.raises(channel.OutputFlood):
+        asyncio.run(go())
+
+
+def test_artifact_names_stay_unique_and_data_must_be_base64() -> None:
+    data = base64.b64encode(b"png").decode()
+    items = [{"name": "a.png", "kind": "figure", "data": data},
+             {"name": "a.png", "kind": "file", "data": data}]  # fmt: skip
+    names = [a.name for a in channel.artifacts_from_report({"artifacts": items})]
+    assert names == ["a.png", "_a.png"]
+    with pytest.raises(channel.ChannelError, match="malformed artifact"):
+        channel.artifacts_from_report({"artifacts": [{"name": "x", "kind": "file", "data": "@@"}]})
+
+
+# -- code that abuses its channel, on a real warm runner ---------------------------
+
+_FIND_CHANNEL = (
+    "import os\n"
+    "fd = next(int(n) for n in os.listdir('/proc/self/fd')\n"
+    "          if os.readlink(f'/proc/self/fd/{n}').startswith('socket:'))\n"
+)
+
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="the warm pool runs on Linux"
+)
+
+
+@linux_only
+@pytest.mark.parametrize(
+    "forgery",
+    [
+        pytest.param("os.write(fd, (1 << 31).to_bytes(4, 'big'))", id="huge-frame"),
+        pytest.param("os.write(fd, (5).to_bytes(4, 'big') + b'{nope')", id="not-json"),
+    ],
+)
+def test_a_forged_frame_ends_the_execution_not_the_host(tmp_path: Path, forgery: str) -> None:
+    code = _FIND_CHANNEL + forgery + "\nimport time\ntime.sleep(30)"
+
+    async def go() -> tuple[object, float, object]:
+        sandbox = PythonSandbox(engine=NativeEngine(work_root=tmp_path))
+        try:
+            started = time.monotonic()
+            outcome = await asyncio.gather(
+                sandbox.execute(code, options=ExecutionOptions(
+                    import_policy=ImportPolicy.allow_all(), timeout=20)),
+                return_exceptions=True,
+            )  # fmt: skip
+            took = time.monotonic() - started
+            after = await sandbox.execute("result = 'next'")
+            return outcome[0], took, after
+        finally:
+            await sandbox.aclose()
+
+    error, took, after = asyncio.run(go())
+    assert isinstance(error, EngineError) and "broke its protocol" in str(error)
+    assert took < 10  # refused when the frame came, not at the timeout
+    assert getattr(after, "result", None) == "next"
+    assert not any(tmp_path.iterdir())  # its workspace is gone too
+
+
+@linux_only
+def test_a_forged_frame_ends_a_session(tmp_path: Path) -> None:
+    async def go() -> tuple[object, object]:
+        sandbox = PythonSandbox(engine=NativeEngine(work_root=tmp_path))
+        try:
+            opts = ExecutionOptions(import_policy=ImportPolicy.allow_all(), timeout=20)
+            async with sandbox.session(opts) as session:
+                await session.execute("x = 1")
+                forged = await asyncio.gather(
+                    session.execute(_FIND_CHANNEL + "os.write(fd, (1 << 31).to_bytes(4, 'big'))"
+                                    "\nimport time\ntime.sleep(30)"),
+                    return_exceptions=True,
+                )  # fmt: skip
+                later = await asyncio.gather(session.execute("x"), return_exceptions=True)
+            return forged[0], later[0]
+        finally:
+            await sandbox.aclose()
+
+    forged, later = asyncio.run(go())
+    assert isinstance(forged, EngineError) and "state is lost" in str(forged)
+    assert "has ended" in str(later)
