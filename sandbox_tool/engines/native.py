@@ -236,8 +236,12 @@ class NativeEngine(Engine):
         return None
 
     def runner_setup(self, ws: Workspace, key: Hashable) -> dict[str, Any]:
-        """How to build a runner's sandbox for ``ws``: known before the code is."""
-        return {"paths": {"work": str(ws.work), "tmp": str(ws.tmp), "meta": str(ws.meta)}}
+        """How to build a runner's sandbox for ``ws``: known before the code is (with the
+        usual environment, which a pre-forked worker applies while it waits)."""
+        return {
+            "paths": {"work": str(ws.work), "tmp": str(ws.tmp), "meta": str(ws.meta)},
+            "env": sandbox_env(ws, ExecutionOptions()),
+        }
 
     def execution_request(
         self, code: str, inputs: Any, options: ExecutionOptions, ws: Workspace
@@ -296,22 +300,10 @@ class NativeEngine(Engine):
     async def _execute_warm(
         self, code: str, inputs: Any, options: ExecutionOptions, pool: WarmPool
     ) -> ExecutionResult:
-        # exposed files must be in place before the sandbox is built: fork a runner for them
-        ws = None
-        if options.files:
-            ws = await asyncio.to_thread(Workspace.create, self.work_root, options.files, None)
-        taking = asyncio.get_running_loop().run_in_executor(
-            None, pool.take, self.pool_key(options), ws
-        )
-        try:
-            runner = await asyncio.shield(taking)
-        except asyncio.CancelledError:
-            taking.add_done_callback(_discard_when_taken)
-            raise
-        except BaseException:
-            if ws is not None:
-                await asyncio.to_thread(ws.cleanup)
-            raise
+        runner = None if options.files else pool.take_ready(self.pool_key(options))
+        if runner is None:
+            runner = await self._take(pool, options)
+        loop = asyncio.get_running_loop()
         try:
             request = {**self.execution_request(code, inputs, options, runner.ws), "one_shot": True}
             marker = channel.new_marker()
@@ -329,7 +321,28 @@ class NativeEngine(Engine):
             )  # fmt: skip
             return self._outcome(run, runner.ws, options)
         finally:
-            pool.release(runner)  # torn down, and its workspace removed, in the background
+            # torn down, and its workspace removed, in the background, once the caller has
+            # its answer (waking the pool's threads now would delay it)
+            loop.call_soon(pool.release, runner)
+
+    async def _take(self, pool: WarmPool, options: ExecutionOptions) -> Runner:
+        """A runner for ``options``, forked now if none is waiting (in a thread)."""
+        ws = None
+        if options.files:
+            # exposed files must be in place before the sandbox is built: fork a runner
+            ws = await asyncio.to_thread(Workspace.create, self.work_root, options.files, None)
+        taking = asyncio.get_running_loop().run_in_executor(
+            None, pool.take, self.pool_key(options), ws
+        )
+        try:
+            return await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            taking.add_done_callback(_discard_when_taken)
+            raise
+        except BaseException:
+            if ws is not None:
+                await asyncio.to_thread(ws.cleanup)
+            raise
 
     async def open_session(self, options: ExecutionOptions, idle_timeout: float) -> Session:
         """A session: one sandboxed interpreter for many cells (see :mod:`sandbox_tool.session`)."""

@@ -222,6 +222,22 @@ class WarmPool:
             pipes.close_runner_ends()
         return Runner(int(answer["pid"]), pipes, ws, key)
 
+    def take_ready(self, key: Any) -> Runner | None:
+        """A runner forked ahead of time for ``key``, if one is waiting and the pool is not
+        busy forking; never blocks (for the event loop's thread), else None."""
+        if key != self.default_key or not self._lock.acquire(blocking=False):
+            return None
+        try:
+            while self._ready:
+                runner = self._ready.popleft()
+                if self._alive() and _running(runner.pid):
+                    return runner
+                self._spent.append((runner, 0.0))  # dead already: finished in the background
+                self._wake()
+            return None
+        finally:
+            self._lock.release()
+
     def take(self, key: Any, ws: Workspace | None = None) -> Runner:
         """A runner for ``key``: one forked ahead of time when there is one (and no
         workspace was imposed), else one forked now. Blocking: call it in a thread."""
@@ -244,6 +260,10 @@ class WarmPool:
                 return
             self._spent.append((runner, time.monotonic() + _END_SECONDS))
             self._refill_wanted.notify()
+        self._wake()
+
+    def _wake(self) -> None:
+        """Wake the thread that waits for released runners to end."""
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
 
@@ -325,8 +345,7 @@ class WarmPool:
             self._stderr.close()
             self._refill_wanted.notify_all()
             self._idle.notify_all()
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
+        self._wake()
         for thread in (self._refiller, self._ender):
             if thread is not None:
                 thread.join(timeout=5)

@@ -128,6 +128,18 @@ def _refused(name: str) -> Callable[..., Any]:
     return refused
 
 
+_resolved: dict[tuple[str, ...], list[str]] = {}
+
+
+def resolve_roots(roots: list[str]) -> list[str]:
+    """The real paths of the directories ``open`` may use (resolved once per process: a
+    pre-forked worker does it before its request arrives)."""
+    key = tuple(roots)
+    if key not in _resolved:
+        _resolved[key] = [os.path.realpath(r) for r in roots]
+    return _resolved[key]
+
+
 def user_builtins(deny: list[str], restrict_open: bool, roots: list[str]) -> dict[str, Any]:
     """The ``__builtins__`` dict of the user's namespace (libraries keep the real one)."""
     namespace = dict(builtins.__dict__)
@@ -136,7 +148,7 @@ def user_builtins(deny: list[str], restrict_open: bool, roots: list[str]) -> dic
             namespace[name] = _refused(name)
     if restrict_open:
         real_open = builtins.open
-        real_roots = [os.path.realpath(r) for r in roots]
+        real_roots = resolve_roots(roots)
 
         def open(file: Any, *args: Any, **kwargs: Any) -> Any:
             if not isinstance(file, int):

@@ -34,8 +34,9 @@ def capture_open_figures() -> None:
         if not getattr(fig, SAVED_ATTR, False) and _state["dir"]:
             _state["count"] += 1
             path = os.path.join(_state["dir"], f"figure-{_state['count']}.png")
-            # default layout: bbox_inches="tight" would draw the figure twice (2x the time)
-            fig.savefig(path, format="png", dpi=100)
+            # default layout: bbox_inches="tight" would draw the figure twice (2x the time);
+            # zlib level 1: a quarter faster to encode here, about 20% larger
+            fig.savefig(path, format="png", dpi=100, pil_kwargs={"compress_level": 1})
     plt.close("all")
 
 

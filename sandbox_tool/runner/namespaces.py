@@ -1,13 +1,16 @@
 """Linux namespaces, a private root file system and a pid-1 reaper for one sandbox.
 
 Stdlib only (ctypes for unshare, mount, pivot_root, capset). The entry point is
-:func:`enter_sandbox`, called in a freshly forked, single-threaded process
-(the runner's worker). It forks twice and returns only in the innermost
-process, which is ready to run user code::
+:func:`spawn_sandbox`, called in a single-threaded process (the runner's
+supervisor). It forks twice and returns a report only in the innermost process,
+which is ready to run user code, and a :class:`SandboxProcess` in the caller::
 
-    W  the caller: stays outside, waits, relays the sandbox's exit status
+    W  the caller: stays outside, waits for the sandbox (SandboxProcess.wait)
     └─ P  pid 1 of the new pid namespace: builds the root file system, then reaps
-       └─ U  returns from enter_sandbox() as uid 1000 of a private user namespace
+       └─ U  returns from spawn_sandbox() as uid 1000 of a private user namespace
+
+:func:`enter_sandbox` does the same in a process that has nothing else to do:
+there W only waits and then exits the way the sandbox did.
 
 Two set-up modes, chosen by who calls:
 
@@ -27,8 +30,8 @@ the host uid is not 0 (FIELD_NOTES 6). See :func:`set_process_cap`.
 With a ``"scratch"`` plan (:mod:`.scratch`), the writable dirs are directories
 of one size-capped tmpfs instead of host binds; P copies them in during set-up
 and copies new and changed files back to the host once the sandbox is dead,
-and a SIGTERM to W then stops the sandbox (SIGKILL to all of it) rather than
-being forwarded, so that the copy-out still happens.
+and a SIGTERM to P (which W forwards) then stops the sandbox (SIGKILL to all of
+it) rather than being forwarded to U, so that the copy-out still happens.
 
 If set-up fails in W or P, :class:`SandboxSetupError` is raised in W; if it
 fails in U, it is raised in U. Either way no user code has run.
@@ -49,8 +52,9 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from . import landlock, scratch, seccomp
@@ -58,11 +62,13 @@ from . import landlock, scratch, seccomp
 __all__ = [
     "DEFAULT_DEVICES",
     "ROOT_MODE_HOST_ID",
+    "SandboxProcess",
     "SandboxSetupError",
     "default_plan",
     "enter_sandbox",
     "probe",
     "set_process_cap",
+    "spawn_sandbox",
 ]
 
 CLONE_NEWNS = 0x00020000
@@ -377,13 +383,70 @@ class _Plan:
 # ---------------------------------------------------------------- the three processes
 
 
+@dataclass
+class SandboxProcess:
+    """The caller's side of a sandbox started by :func:`spawn_sandbox`."""
+
+    pid: int
+    """The sandbox's pid 1 (as the caller sees it)."""
+    status_r: int
+
+    def wait(self) -> tuple[int, resource.struct_rusage | None]:
+        """Wait for the sandbox to end; return the wait status of its process (a death
+        by SIGKILL if it was stopped) and pid 1's resource usage, which covers every
+        process of the sandbox. Raises :class:`SandboxSetupError` if set-up failed:
+        then no user code ran."""
+        messages = [json.loads(line) for line in _read_all(self.status_r).splitlines()
+                    if line.strip()]  # fmt: skip
+        os.close(self.status_r)
+        status, usage = 0, None
+        while True:
+            try:
+                _, status, usage = os.wait4(self.pid, 0)
+                break
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+        for message in messages:
+            if "error" in message:
+                raise SandboxSetupError(errno.EPERM, f"sandbox set-up failed: {message['error']}")
+        return next((m["status"] for m in messages if "status" in m), status), usage
+
+
 def enter_sandbox(plan: dict[str, Any]) -> dict[str, Any]:
     """Move the calling process's work into a new sandbox; return its report there.
 
     Call it in a freshly forked, single-threaded child (FIELD_NOTES 1). It
     returns only in the sandboxed grandchild; the caller's own process waits for
-    the sandbox and ``_exit``s with its status (a death by signal is reproduced
-    as the same signal), so code after the call runs only inside the sandbox.
+    the sandbox, forwarding signals to it, and ``_exit``s with its status (a
+    death by signal is reproduced as the same signal), so code after the call
+    runs only inside the sandbox. See :func:`spawn_sandbox` for ``plan``.
+    """
+    spawned = spawn_sandbox(plan)
+    if isinstance(spawned, dict):
+        return spawned
+    for sig in FORWARDED_SIGNALS:
+        signal.signal(sig, lambda s, _f: _kill_quietly(spawned.pid, s))
+    try:
+        status, _ = spawned.wait()
+    finally:
+        for sig in FORWARDED_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+    _exit_like(status)
+
+
+def spawn_sandbox(
+    plan: dict[str, Any], close_in_child: Sequence[int] = ()
+) -> dict[str, Any] | SandboxProcess:
+    """Start a new sandbox: its report in the sandbox, a :class:`SandboxProcess` here.
+
+    Call it in a single-threaded process (FIELD_NOTES 1) that may enter new
+    namespaces: it unshares the pid namespace (and, unless it runs as root, a
+    user namespace) for itself, so the caller's later children are in them too.
+    It forks pid 1, which forks the sandboxed process; that one returns the
+    report below, the caller gets the handle to wait for the sandbox with. The
+    child closes ``close_in_child`` first (fds the sandbox must not hold).
 
     ``plan`` (JSON-able; see :func:`default_plan` for a complete one):
 
@@ -424,7 +487,7 @@ def enter_sandbox(plan: dict[str, Any]) -> dict[str, Any]:
       ``host_uid`` unless ``chown_rw`` is false); the host dirs themselves are
       never bound or chowned. A ``rw_binds`` entry whose source is a scratch dir
       (such as ``[tmp, "/tmp"]``) mounts the same tmpfs dir there. When the
-      sandbox ends (U exits or is killed, or W gets SIGTERM: P then kills every
+      sandbox ends (U exits or is killed, or P gets SIGTERM: it then kills every
       sandbox process with SIGKILL instead of forwarding the signal, so W
       reports U's death by SIGKILL), pid 1 copies new and changed regular files
       back (:meth:`scratch.Scratch.copy_out`) and writes a summary
@@ -443,7 +506,7 @@ def enter_sandbox(plan: dict[str, Any]) -> dict[str, Any]:
     if _thread_count() != 1:
         raise SandboxSetupError(
             errno.EINVAL,
-            f"enter_sandbox needs a single-threaded process, this one has {_thread_count()} "
+            f"a sandbox needs a single-threaded caller, this one has {_thread_count()} "
             "threads (fork a fresh child; set OPENBLAS_NUM_THREADS=1 before importing numpy)",
         )
     timings: dict[str, float] = {}
@@ -454,7 +517,7 @@ def enter_sandbox(plan: dict[str, Any]) -> dict[str, Any]:
             for src, _, kind in p.mounts:
                 if kind == "rw":
                     _chown_tree(src, p.host_uid, p.host_gid)
-    status_r, status_w = os.pipe()  # P -> W: "ok" or an error, then U's wait status
+    status_r, status_w = os.pipe()  # P -> caller: "ok" or an error, then U's wait status
     with _timed(timings, "unshare_outer"):
         if p.root_mode:
             os.setgroups([])  # root's supplementary groups must not reach the sandbox
@@ -468,15 +531,19 @@ def enter_sandbox(plan: dict[str, Any]) -> dict[str, Any]:
     if pid == 0:
         timings["fork_pid1"] = round((time.perf_counter() - forked) * 1000, 3)
         os.close(status_r)
+        for fd in close_in_child:
+            os.close(fd)
         try:
             return _pid1(p, status_w, timings, started)
-        except BaseException as exc:  # reported to W, which raises it
+        except BaseException as exc:  # reported to the caller, which raises it
             if os.getpid() != 1:  # raised in U, the sandbox: the caller's to handle
                 raise
             _send(status_w, json.dumps({"error": _describe(exc)}).encode() + b"\n")
             os._exit(1)
     os.close(status_w)
-    _relay(pid, status_r)
+    if not p.root_mode:
+        _prctl(PR_SET_DUMPABLE, 0)  # the id maps are written: not ptraceable by its uid again
+    return SandboxProcess(pid, status_r)
 
 
 def _describe(exc: BaseException) -> str:
@@ -488,28 +555,6 @@ def _chown_tree(top: str, uid: int, gid: int) -> None:
     for root, dirs, files in os.walk(top):
         for name in dirs + files:
             os.lchown(os.path.join(root, name), uid, gid)
-
-
-def _relay(pid: int, status_r: int) -> NoReturn:
-    """W: forward signals to P, wait for it, leave the way the sandbox left."""
-    for sig in FORWARDED_SIGNALS:
-        signal.signal(sig, lambda s, _f: _kill_quietly(pid, s))
-    messages = [json.loads(line) for line in _read_all(status_r).splitlines() if line.strip()]
-    os.close(status_r)
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except ChildProcessError:
-            status = 0
-            break
-    for sig in FORWARDED_SIGNALS:
-        signal.signal(sig, signal.SIG_DFL)
-    for message in messages:
-        if "error" in message:
-            raise SandboxSetupError(errno.EPERM, f"sandbox set-up failed: {message['error']}")
-    final = next((m["status"] for m in messages if "status" in m), status)
-    _exit_like(final)
 
 
 def _kill_quietly(pid: int, sig: int) -> None:

@@ -149,37 +149,81 @@ def _read_nonblocking(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _start_worker(
-    setup: dict[str, Any], control_fd: int, layers_w: int | None, request_fd: int | None
-) -> NoReturn:
-    """In the forked child: enter the sandbox if asked, then wait for the code and run it."""
-    from . import worker
-
+def _start_worker(setup: dict[str, Any], control_fd: int, request_fd: int | None) -> NoReturn:
+    """In the forked child of a runner without isolation: wait for the code and run it."""
     os.close(control_fd)
     prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # the worker does not outlive its supervisor
-    plan = _isolation_plan(setup) if layers_w is not None else None
-    summary = None
-    if plan is not None and layers_w is not None:
-        from . import namespaces
+    _serve_or_run(setup, request_fd, None)
 
-        try:
-            report = namespaces.enter_sandbox(plan)  # returns inside the sandbox only
-        except BaseException as exc:  # noqa: BLE001 - no user code has run
-            worker.fail(setup, f"sandbox set-up failed: {type(exc).__name__}: {exc}")
-        # reported before any user code runs, on a pipe closed before it does
-        summary = _summary(report)
-        data = json.dumps(summary).encode()
-        while data:
-            data = data[os.write(layers_w, data) :]
-        os.close(layers_w)
+
+def _serve_or_run(
+    setup: dict[str, Any], request_fd: int | None, summary: dict[str, Any] | None
+) -> NoReturn:
+    """In the worker (sandboxed already, if it is to be): run the request, or serve the
+    frames of a pre-forked runner's channel (:mod:`.session`)."""
+    from . import worker
+
     if request_fd is not None:
-        # a pre-forked worker, sandboxed already: its request and cells come as frames
         from . import session
 
         worker.prepare(setup, report_file=False)
         session.serve(setup, request_fd, summary)  # never returns
     worker.prepare(setup)
     worker.run(setup)
+
+
+def _start_sandbox(
+    setup: dict[str, Any], control_fd: int, request_fd: int | None
+) -> tuple[Any, int]:
+    """Start the worker in a new sandbox whose pid 1 is this process's child; return the
+    sandbox (to wait for) and the read end of the pipe its layers are reported on.
+
+    In the sandbox, the worker reports its layers, before any user code runs, then runs
+    the request; this function returns only here, outside."""
+    from . import namespaces, worker
+
+    layers_r, layers_w = os.pipe()
+    me = os.getpid()
+    try:
+        plan = _isolation_plan(setup)
+        assert plan is not None
+        spawned = namespaces.spawn_sandbox(plan, close_in_child=(control_fd, layers_r))
+    except BaseException as exc:  # noqa: BLE001 - no user code has run
+        if os.getpid() != me:  # raised in the sandbox's own process
+            worker.fail(setup, f"sandbox set-up failed: {type(exc).__name__}: {exc}")
+        _report_setup_failure(setup, exc, control_fd, layers_r, layers_w)
+    if isinstance(spawned, dict):  # in the sandbox
+        summary = _summary(spawned)
+        data = json.dumps(summary).encode()
+        while data:
+            data = data[os.write(layers_w, data) :]
+        os.close(layers_w)  # closed before any user code runs
+        _serve_or_run(setup, request_fd, summary)
+    os.close(layers_w)
+    return spawned, layers_r
+
+
+def _report_setup_failure(
+    setup: dict[str, Any], exc: BaseException, control_fd: int, *fds: int
+) -> NoReturn:
+    """The sandbox could not be built: say why in the report file, and end the runner."""
+    from . import worker
+
+    for fd in fds:
+        os.close(fd)
+    message = f"sandbox set-up failed: {type(exc).__name__}: {exc}"
+    try:
+        worker.write_report(setup["paths"]["meta"], {"status": "runner_error", "message": message})
+    finally:
+        _send_report(control_fd, {"exit_code": 71, "signal": None, "maxrss_kb": 0,
+                                  "cpu_seconds": 0.0, "isolation": None})  # fmt: skip
+        os._exit(0)
+
+
+def _send_report(control_fd: int, report: dict[str, Any]) -> None:
+    data = json.dumps(report).encode()
+    while data:
+        data = data[os.write(control_fd, data) :]
 
 
 def main(control_fd: int) -> None:
@@ -201,41 +245,51 @@ def supervise(setup: dict[str, Any], control_fd: int, request_fd: int | None) ->
     from . import session, worker  # noqa: F401
 
     isolated = setup.get("isolation") is not None
-    if isolated:
-        from . import namespaces  # noqa: F401
     subreaper = prctl(_PR_SET_CHILD_SUBREAPER, 1)
     # Not dumpable: same-uid code cannot open /proc/<this pid>/fd/N to forge the report.
     prctl(_PR_SET_DUMPABLE, 0)
-    layers_r, layers_w = os.pipe() if isolated else (None, None)
 
-    pid = os.fork()
-    if pid == 0:
-        if layers_r is not None:
-            os.close(layers_r)
-        _start_worker(setup, control_fd, layers_w, request_fd)
-    if layers_w is not None:
-        os.close(layers_w)
+    sandbox, layers_r = None, None
+    if isolated:
+        # this process waits for the sandbox itself: one process fewer per runner
+        sandbox, layers_r = _start_sandbox(setup, control_fd, request_fd)
+        pid = sandbox.pid
+    else:
+        pid = os.fork()
+        if pid == 0:
+            _start_worker(setup, control_fd, request_fd)
     if request_fd is not None:
         os.close(request_fd)
 
     # The host asks for a stop with SIGTERM (then SIGKILLs after a grace period): pass it
-    # to the worker, whose sandbox's pid 1 stops the code and saves its files.
+    # to the worker, or to the sandbox's pid 1, which stops the code and saves its files.
     signal.signal(signal.SIGTERM, lambda _s, _f: _signal_quietly(pid, signal.SIGTERM))
-    _, status, usage = os.wait4(pid, 0)  # retried after the handler runs (PEP 475)
+    if sandbox is not None:
+        try:
+            status, usage = sandbox.wait()
+        except OSError as exc:  # set-up failed in pid 1: no user code ran
+            reap_everything(None)
+            _report_setup_failure(setup, exc, control_fd, *([layers_r] if layers_r else []))
+    else:
+        _, status, usage = os.wait4(pid, 0)  # retried after the handler runs (PEP 475)
     reap_everything(pid)
 
     report = {
         "exit_code": os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else None,
         "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
         # ru_maxrss is KiB on Linux and bytes on macOS
-        "maxrss_kb": usage.ru_maxrss // 1024 if sys.platform == "darwin" else usage.ru_maxrss,
-        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "maxrss_kb": _maxrss_kb(usage),
+        "cpu_seconds": (usage.ru_utime + usage.ru_stime) if usage is not None else 0.0,
         "subreaper": subreaper,
     }
     if layers_r is not None:
         layers = _read_nonblocking(layers_r)
         report["isolation"] = json.loads(layers) if layers else None
-    data = json.dumps(report).encode()
-    while data:
-        data = data[os.write(control_fd, data) :]
+    _send_report(control_fd, report)
     os._exit(0)
+
+
+def _maxrss_kb(usage: Any) -> int:
+    if usage is None:
+        return 0
+    return int(usage.ru_maxrss // 1024 if sys.platform == "darwin" else usage.ru_maxrss)

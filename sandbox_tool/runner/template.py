@@ -63,6 +63,62 @@ def _preload(modules: list[str]) -> dict[str, str]:
     return failed
 
 
+def _warm_up() -> None:
+    """Run what most executions run first (a numpy reduction, a pandas groupby, a line
+    plot saved as PNG) once, so that the lazy imports and caches behind them are made
+    here, once, and shared with every runner instead of being rebuilt by each."""
+    modules = sys.modules
+    try:
+        if "numpy" in modules:
+            modules["numpy"].mean([1.0, 2.0, 3.0])
+        if "pandas" in modules:
+            frame = modules["pandas"].DataFrame({"k": [1, 2, 1], "v": [1.0, 2.0, 3.0]})
+            frame.groupby("k")["v"].mean()
+        if "matplotlib.pyplot" in modules:
+            import io
+
+            from matplotlib import font_manager
+
+            plt = modules["matplotlib.pyplot"]
+            figure = plt.figure()
+            plt.plot([1, 3, 2, 4])
+            figure.savefig(io.BytesIO(), format="png", dpi=100, pil_kwargs={"compress_level": 1})
+            plt.close("all")
+            # the fonts it opened: runners must not inherit their file descriptors
+            clear = getattr(getattr(font_manager, "_get_font", None), "cache_clear", None)
+            if clear is not None:
+                clear()
+    except Exception:  # noqa: BLE001 - an optimisation only; the runners work without it
+        pass
+
+
+def _collapse_heap() -> int:
+    """Back the template's heap with huge pages where the kernel allows it (Linux 6.1+
+    ``MADV_COLLAPSE``): every fork then copies fewer page-table entries and every exit
+    frees fewer. Returns how many regions were collapsed (0 where unsupported)."""
+    import ctypes
+
+    madv_hugepage, madv_collapse, huge = 14, 25, 1 << 21
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        with open("/proc/self/maps") as maps:
+            lines = maps.readlines()
+    except OSError:
+        return 0
+    collapsed = 0
+    for line in lines:
+        fields = line.split()
+        # private writable memory with no file behind it: the heap and anonymous maps
+        if not fields[1].startswith("rw") or (len(fields) > 5 and fields[5] != "[heap]"):
+            continue
+        low, high = (int(x, 16) for x in fields[0].split("-"))
+        start, end = (low + huge - 1) & ~(huge - 1), high & ~(huge - 1)
+        if end > start and libc.madvise(start, end - start, madv_hugepage) == 0:
+            collapsed += libc.madvise(start, end - start, madv_collapse) == 0
+    return collapsed
+
+
 def _start_runner(setup: dict[str, Any], fds: list[int]) -> NoReturn:
     """In the forked child: become a runner supervisor on the given fds."""
     try:
@@ -118,14 +174,17 @@ def main(sock_fd: int) -> NoReturn:
     from . import namespaces, session, worker  # noqa: F401 - imported once, for every runner
 
     failed = _preload(list(config.get("preload", [])))
+    _warm_up()
     gc.collect()
     gc.freeze()  # keep the preloaded heap shared with the forks (no refcount writes on GC)
+    collapsed = _collapse_heap() if sys.platform.startswith("linux") else 0
     sock.send(
         json.dumps(
             {
                 "ready": True,
                 "failed": failed,
                 "threads": _threads(),
+                "huge_page_regions": collapsed,
                 "python": sys.version.split()[0],
                 "ready_ms": round((time.perf_counter() - started) * 1000, 1),
             }

@@ -248,6 +248,9 @@ def prepare(setup: dict[str, Any], *, report_file: bool = True) -> None:
         if reconfigure is not None:
             reconfigure(line_buffering=True)
     mplbackend.configure(os.path.join(paths.meta, FIGURES_DIR))
+    guards.resolve_roots([paths.work, paths.tmp])
+    if setup.get("env") is not None:
+        _set_environment(setup["env"])  # the usual one: a request with it changes nothing
     if report_file:
         # the result, its repr and a traceback: what a report with the default limit holds
         _reserve_report(paths.meta, _DEFAULT_REPORT_RESERVE)
