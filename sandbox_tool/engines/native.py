@@ -44,7 +44,7 @@ from sandbox_tool.engines.gate import Gate
 from sandbox_tool.engines.launch import Framed, RunnerRun, drive, run_runner
 from sandbox_tool.engines.outcome import Outcome, build_outcome
 from sandbox_tool.engines.pool import TEMPLATE_BOOTSTRAP, Runner, WarmPool
-from sandbox_tool.engines.workspace import Workspace
+from sandbox_tool.engines.workspace import Workspace, remove_stale
 from sandbox_tool.errors import EngineUnavailable, UsageError
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
@@ -173,6 +173,7 @@ class NativeEngine(Engine):
             if self._started:
                 return
             self._font_cache = fontcache.warm(self.interpreter)
+            remove_stale(self.work_root)  # left by a host that died without cleaning up
             if self.warm:
                 pool = WarmPool(
                     self.template_argv(),

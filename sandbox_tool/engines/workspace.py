@@ -6,7 +6,10 @@
     <root>/tmp     TMPDIR and XDG cache/config dirs
     <root>/meta    the runner's private files: worker report, figures, MPLCONFIGDIR
 
-Everything is removed by :meth:`Workspace.cleanup`.
+Everything is removed by :meth:`Workspace.cleanup`. The root's name holds the host
+process's pid (``sandbox-tool-<pid>-...``), so that the workspaces of a host that died
+without cleaning up (killed, or crashed) are found and removed by the next engine that
+starts there (:func:`remove_stale`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import mimetypes
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +33,12 @@ from sandbox_tool.runner.protocol import (
     read_regular,
 )
 
-__all__ = ["Workspace", "mime_type"]
+__all__ = ["Workspace", "mime_type", "remove_stale"]
 
 # written by the process engine's sandbox when it copies files out of its tmpfs
 _PARTIAL = ".scratch-partial-"
 _SCRATCH_SUMMARY = ".scratch.json"
+_PREFIX = "sandbox-tool-"
 _EXTRA_TYPES = {
     ".csv": "text/csv",
     ".md": "text/markdown",
@@ -68,7 +73,7 @@ class Workspace:
     def create(
         cls, parent: Path | None, files: dict[str, Path], font_cache: Path | None
     ) -> Workspace:
-        root = Path(tempfile.mkdtemp(prefix="sandbox-tool-", dir=parent))
+        root = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=parent))
         ws = cls(root)
         try:
             for sub in (ws.work, ws.tmp, ws.meta, ws.meta / FIGURES_DIR):
@@ -159,3 +164,39 @@ class Workspace:
                 except OSError:
                     pass
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def remove_stale(parent: Path | None) -> int:
+    """Remove the workspaces in ``parent`` (default: the temp dir) left by host processes
+    that are gone; return how many. Only directories this user owns are touched, never
+    through a symlink; a pid that is running again keeps its workspaces."""
+    top = Path(parent) if parent is not None else Path(tempfile.gettempdir())
+    try:
+        names = os.listdir(top)
+    except OSError:
+        return 0
+    removed = 0
+    for name in names:
+        pid_text = name[len(_PREFIX) :].split("-", 1)[0]
+        if not name.startswith(_PREFIX) or not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        path = top / name
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            continue
+        Workspace(path).cleanup()
+        removed += not os.path.lexists(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's process
+    return True

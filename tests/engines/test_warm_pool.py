@@ -135,3 +135,38 @@ def test_the_host_exiting_leaves_no_process(tmp_path: Path) -> None:
     pids = [int(p) for p in out.stdout.split()]
     assert len(pids) >= 2  # the template and at least one waiting runner
     assert all(_gone(pid, 5.0) for pid in pids), "the pool outlived its host"
+
+    # the waiting runners' workspaces stayed; the next engine to start here removes them
+    left = list(tmp_path.iterdir())
+    assert left
+    asyncio.run(_start_and_close(tmp_path))
+    assert not [p for p in left if p.exists()]
+
+
+async def _start_and_close(work_root: Path) -> None:
+    sandbox = PythonSandbox(engine=NativeEngine(work_root=work_root, warm=False))
+    await sandbox.start()
+    await sandbox.aclose()
+
+
+def test_only_the_workspaces_of_dead_hosts_are_removed(tmp_path: Path) -> None:
+    dead_pid = subprocess.Popen(["true"])
+    dead_pid.wait()
+    keep = tmp_path / "kept"
+    keep.mkdir()
+    (keep / "file").write_text("mine")
+    stale = tmp_path / f"sandbox-tool-{dead_pid.pid}-abc"
+    (stale / "work").mkdir(parents=True)
+    (stale / "work" / "out.csv").write_text("1")
+    live = tmp_path / f"sandbox-tool-{os.getpid()}-def"
+    live.mkdir()
+    link = tmp_path / f"sandbox-tool-{dead_pid.pid}-link"
+    link.symlink_to(keep)
+    other = tmp_path / "sandbox-tool-notapid-x"
+    other.mkdir()
+
+    asyncio.run(_start_and_close(tmp_path))
+
+    assert not stale.exists()
+    assert live.is_dir() and other.is_dir() and link.is_symlink()
+    assert (keep / "file").read_text() == "mine"
