@@ -6,7 +6,8 @@ Prints, in one run: the baseline (a cold interpreter importing numpy, pandas and
 matplotlib and computing ``np.mean``); per engine and path (cold: a fresh
 interpreter per execution; warm: runners forked from a template), latency
 min / median / p95 over ``--runs`` runs of four workloads and the ratio of the
-baseline's median to each; a session cell; throughput of (b) with 1, 2 and 4
+baseline's median to each; a session cell; the CPU one execution of (b) costs the
+whole machine (which bounds throughput); throughput of (b) with 1, 2 and 4
 concurrent clients; and the warm pool's memory. Wall-clock figures on a noisy
 machine: quote medians and ratios from a single run.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -86,6 +88,32 @@ async def _throughput(sandbox: PythonSandbox, clients: int, seconds: float) -> f
     return done / (time.perf_counter() - start)
 
 
+def _busy_ms() -> float:
+    """CPU time spent by every process on the machine so far (Linux /proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields) - idle) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+async def _cpu_per_execution(sandbox: PythonSandbox, runs: int) -> str:
+    """The CPU that one execution of (b) costs the machine, teardown and replacement of
+    its runner included: what bounds throughput once every core is busy."""
+    if not sys.platform.startswith("linux"):
+        return "not measured (needs Linux /proc/stat)"
+    pool = getattr(sandbox.engine, "pool", None)
+    if pool is not None:
+        await asyncio.to_thread(pool.wait_idle)
+    before = _busy_ms()
+    for _ in range(runs):
+        await sandbox.execute(WORKLOADS["b np.mean"], options=OPTIONS)
+    if pool is not None:
+        await asyncio.to_thread(pool.wait_idle)
+    cost = (_busy_ms() - before) / runs
+    cores = os.cpu_count() or 1
+    return f"{cost:.1f} ms, so at most {cores * 1000 / cost:.0f} exec/s on {cores} cores"
+
+
 def _pool_memory(sandbox: PythonSandbox) -> str:
     pool = getattr(sandbox.engine, "pool", None)
     if pool is None:
@@ -132,6 +160,8 @@ async def bench_engine(name: str, warm: bool, runs: int, seconds: float, baselin
                 samples = await _timed(lambda: session.execute("result = 1"), runs, 0)
             print(_row(f"{name} session cell a", samples, baseline))
             print(f"{name} {path} pool memory: {_pool_memory(sandbox)}")
+        cost = await _cpu_per_execution(sandbox, runs)
+        print(f"{name} {path} CPU per execution of b, all processes: {cost}")
         for clients in (1, 2, 4):
             rate = await _throughput(sandbox, clients, seconds)
             print(f"{name} {path} throughput of b, {clients} client(s): {rate:7.1f} exec/s")

@@ -96,7 +96,7 @@ class Session:
             await self._end("the session could not start")
             raise EngineError(f"the session could not start: {answer}")
         self._isolation = answer.get("isolation")
-        if self.engine.security_level > 5 and not self._isolation:
+        if self.engine.requires_isolation_report() and not self._isolation:
             await self._end("the session did not report its isolation layers")
             raise EngineError("the session's sandbox did not report its isolation layers")
         self._touch()
@@ -251,8 +251,8 @@ class Session:
         pool = self.engine.pool
         if pool is not None:
             pool.release(self._runner)
-        else:
-            await asyncio.to_thread(self._runner.discard)
+        else:  # a runner of its own, killed above
+            await asyncio.to_thread(self._runner.finish, True)
 
     async def aclose(self) -> None:
         """End the session (its interpreter and files are gone afterwards)."""

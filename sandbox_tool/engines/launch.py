@@ -7,7 +7,10 @@ leaves no process behind: on a timeout, an output overflow or a cancellation
 the whole tree is killed before this returns.
 
 The runner's supervisor holds the control pipe until it exits, so the end of
-the control pipe is the end of the execution.
+the control pipe is the end of a cold execution. A warm one ends earlier, when
+the worker's answer frame and the end-of-cell markers of its output are in
+(:mod:`sandbox_tool.engines.channel`); if the worker dies first, the
+supervisor's report says how, as for a cold one.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import threading
 import weakref
@@ -41,11 +42,11 @@ from typing import TYPE_CHECKING, Any
 from sandbox_tool.engines import channel, fontcache
 from sandbox_tool.engines.base import Engine, EngineInfo
 from sandbox_tool.engines.gate import Gate
-from sandbox_tool.engines.launch import Framed, RunnerRun, drive, run_runner
+from sandbox_tool.engines.launch import Framed, RunnerPipes, RunnerRun, drive, run_runner
 from sandbox_tool.engines.outcome import Outcome, build_outcome
 from sandbox_tool.engines.pool import TEMPLATE_BOOTSTRAP, Runner, WarmPool
 from sandbox_tool.engines.workspace import Workspace, remove_stale
-from sandbox_tool.errors import EngineUnavailable, UsageError
+from sandbox_tool.errors import EngineUnavailable
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
 from sandbox_tool.runner import protocol
@@ -352,13 +353,12 @@ class NativeEngine(Engine):
         await self.start()
         pool = self._pool
         if pool is None:
-            raise UsageError(
-                "sessions run on the warm pool: create the engine with warm=True (Linux)"
-            )
-        ws = None
-        if options.files:
-            ws = await asyncio.to_thread(Workspace.create, self.work_root, options.files, None)
-        runner = await asyncio.to_thread(pool.take, self.pool_key(options), ws)
+            runner = await asyncio.to_thread(self._start_session_runner, options)
+        else:
+            ws = None
+            if options.files:
+                ws = await asyncio.to_thread(Workspace.create, self.work_root, options.files, None)
+            runner = await asyncio.to_thread(pool.take, self.pool_key(options), ws)
         session = Session(self, runner, options, idle_timeout)
         try:
             await session._open()
@@ -366,6 +366,40 @@ class NativeEngine(Engine):
             await asyncio.shield(session.aclose())
             raise
         return session
+
+    def _start_session_runner(self, options: ExecutionOptions) -> Runner:
+        """Without a warm pool: a fresh interpreter whose worker serves a session's frames
+        (blocking: call it in a thread)."""
+        ws = Workspace.create(self.work_root, options.files, self._font_cache)
+        pipes = RunnerPipes.create()
+        try:
+            setup = self.runner_setup(ws, self.pool_key(options))
+            process = subprocess.Popen(
+                [*self.runner_argv(ws, options), str(pipes.control_w), "framed"],
+                stdin=pipes.request_r, stdout=pipes.stdout_w, stderr=pipes.stderr_w,
+                pass_fds=(pipes.control_w,), start_new_session=True,
+                env=sandbox_env(ws, options), cwd=str(ws.work),
+            )  # fmt: skip
+        except BaseException:
+            pipes.close_all()
+            ws.cleanup()
+            raise
+        pipes.close_runner_ends()
+        runner = Runner(process.pid, pipes, ws, None, process)
+        try:
+            # the runner's setup comes first on its channel, then the session's frames
+            data = channel.encode_frame(setup)
+            while data:
+                data = data[os.write(pipes.request_w, data) :]
+        except BaseException:
+            runner.discard()
+            raise
+        return runner
+
+    def requires_isolation_report(self) -> bool:
+        """Whether a result must name the isolation layers it ran under (else no result
+        is trusted): engines above this one promise layers."""
+        return self.security_level > NativeEngine.security_level
 
     def _outcome(self, run: RunnerRun, ws: Workspace, options: ExecutionOptions) -> ExecutionResult:
         report: bytes | dict[str, Any] | None
@@ -383,7 +417,7 @@ class NativeEngine(Engine):
         return build_outcome(
             Outcome(
                 run, report, artifacts, truncated, self.name, options, self.degraded(options),
-                require_isolation=self.security_level > NativeEngine.security_level,
+                require_isolation=self.requires_isolation_report(),
             )
         )  # fmt: skip
 

@@ -2,7 +2,9 @@
 
 The supervisor's report (exit status, signal, CPU time, peak memory) is
 trusted; the worker's report (what the code produced) is only trusted to
-describe the code's own result: code that forges it lies about itself.
+describe the code's own result: code that forges it lies about itself. A warm
+runner answers before its supervisor reports: its layers are those it reported
+before any user code ran, and its peak memory is the worker's own measurement.
 """
 
 from __future__ import annotations

@@ -62,11 +62,14 @@ class Runner:
     pipes: RunnerPipes
     ws: Workspace
     key: Any
+    process: subprocess.Popen[bytes] | None = None
+    """Set when this process started the runner itself (it must reap it)."""
 
     def discard(self) -> None:
         """Kill it now and remove everything (a runner that was never driven)."""
         kill_tree(self.pid)
         self.pipes.close_host_ends()
+        self._reap()
         self.ws.cleanup()
 
     def finish(self, killed: bool) -> None:
@@ -77,7 +80,13 @@ class Runner:
                 os.killpg(self.pid, 9)
         with contextlib.suppress(OSError):
             os.close(self.pipes.control_r)
+        self._reap()
         self.ws.cleanup()
+
+    def _reap(self) -> None:
+        if self.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=5)
 
 
 class WarmPool:

@@ -3,21 +3,26 @@
 Standard library only, so it runs on any interpreter (3.10+) without
 sandbox_tool installed there. Engines start it as::
 
-    python -I -B -c BOOTSTRAP <dir holding this package> <control fd>
+    python -I -B -c BOOTSTRAP <dir holding this package> <control fd> [framed]
 
 with the request (JSON) on stdin, the pipes for the code's stdout and stderr
-on fds 1 and 2, and the host's control pipe on the given fd.
+on fds 1 and 2, and the host's control pipe on the given fd. With ``framed``,
+stdin is a channel instead (:mod:`.session`): the runner's setup, then the
+frames of a session. A warm template (:mod:`.template`) forks the same runner
+with its request still to come on such a channel.
 
-Two processes, so that nothing the code does can lose or forge the outcome:
+Two parts, so that nothing the code does can lose or forge the outcome:
 
-- the **supervisor** (:mod:`.supervisor`) reads the request, forks the worker,
-  waits for it, kills whatever it left behind (it is the child subreaper on
-  Linux, so daemonised grandchildren come back to it), and writes its report,
-  exit status, signal, peak memory and CPU time, on the control pipe, which the worker
-  closed before running any user code;
+- the **supervisor** (:mod:`.supervisor`) reads the request, starts the worker
+  (forks it, or starts the sandbox whose innermost process becomes the worker:
+  :mod:`.namespaces`), waits for it, kills whatever it left behind (it is the
+  child subreaper on Linux, so daemonised grandchildren come back to it), and
+  writes its report, exit status, signal, peak memory and CPU time, on the
+  control pipe, which the worker never holds;
 - the **worker** (:mod:`.worker`) applies the limits and policies, runs the
-  code, converts the result, saves the figures and writes its own report to a
-  file in the execution's private directory.
+  code, converts the result, saves the figures and reports: to a file in the
+  execution's private directory (a cold run), or as a frame on its channel
+  with the artifacts (a warm run or a session).
 
 The host trusts the supervisor's report for what happened to the process
 (killed by CPU limit, memory, a signal) and reads the worker's report for what

@@ -226,10 +226,25 @@ def _send_report(control_fd: int, report: dict[str, Any]) -> None:
         data = data[os.write(control_fd, data) :]
 
 
-def main(control_fd: int) -> None:
-    """Entry point of a cold start: the whole request on stdin, the report on ``control_fd``."""
+def main(control_fd: int, mode: str = "") -> None:
+    """Entry point of a cold start: the whole request on stdin, the report on ``control_fd``.
+
+    In ``"framed"`` mode stdin is a channel (:mod:`.session`): the runner's setup comes as
+    its first frame, then the worker serves the frames that follow (a session)."""
+    if mode == "framed":
+        from . import session
+
+        setup = session.read_frame(0)
+        if setup is None:
+            os._exit(0)  # the host went away before the setup
+        channel = os.dup(0)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        sys.path.pop(0)  # the runner's directory: not for the user's code to import
+        supervise(setup, control_fd, channel)
     request = read_json(0)
-    sys.path.pop(0)  # the runner's directory: not for the user's code to import
+    sys.path.pop(0)
     supervise(request, control_fd, None)
 
 

@@ -761,7 +761,7 @@ class EngineContract:
 
 
 class SessionContract:
-    """Sessions, for engines that keep a warm pool. Mixed into the warm contract classes."""
+    """Sessions: on a runner forked from the warm pool, or started cold for the session."""
 
     sandbox: PythonSandbox
 

@@ -10,7 +10,7 @@ from sandbox_tool.engines.native import NativeEngine
 from .engine_contract import EngineContract, SessionContract
 
 
-class TestNativeEngine(EngineContract):
+class TestNativeEngine(EngineContract, SessionContract):
     """Cold: a fresh interpreter per execution."""
 
     # RLIMIT_NPROC does not apply to root (FIELD_NOTES 6)
@@ -20,7 +20,7 @@ class TestNativeEngine(EngineContract):
         return NativeEngine(work_root=work_root, warm=False)
 
 
-class TestNativeEngineWarm(TestNativeEngine, SessionContract):
+class TestNativeEngineWarm(TestNativeEngine):
     """Warm: runners forked from a template that has the stack imported."""
 
     warm = True

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-class TestProcessEngine(EngineContract):
+class TestProcessEngine(EngineContract, SessionContract):
     """Cold: a fresh interpreter in a fresh sandbox per execution."""
 
     def make_engine(self, work_root: Path) -> ProcessEngine:
@@ -27,7 +27,7 @@ class TestProcessEngine(EngineContract):
         _assert_full_isolation(self.run("result = 1").isolation)
 
 
-class TestProcessEngineWarm(TestProcessEngine, SessionContract):
+class TestProcessEngineWarm(TestProcessEngine):
     """Warm: runners forked from a template, each in a fresh sandbox of its own."""
 
     warm = True
