@@ -103,7 +103,12 @@ class RunnerPipes:
             _close(fd)
 
     def close_host_ends(self) -> None:
-        for fd in (self.request_w, self.stdout_r, self.stderr_r, self.control_r):
+        self.close_driven_ends()
+        _close(self.control_r)
+
+    def close_driven_ends(self) -> None:
+        """The host's ends that driving the runner consumes: all but the control pipe."""
+        for fd in (self.request_w, self.stdout_r, self.stderr_r):
             _close(fd)
 
     def close_all(self) -> None:

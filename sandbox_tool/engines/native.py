@@ -45,6 +45,7 @@ from sandbox_tool.engines.gate import Gate
 from sandbox_tool.engines.launch import Framed, RunnerPipes, RunnerRun, drive, run_runner
 from sandbox_tool.engines.outcome import Outcome, build_outcome
 from sandbox_tool.engines.pool import TEMPLATE_BOOTSTRAP, Runner, WarmPool
+from sandbox_tool.engines.proctree import kill_tree
 from sandbox_tool.engines.workspace import Workspace, remove_stale
 from sandbox_tool.errors import EngineUnavailable
 from sandbox_tool.options import ExecutionOptions
@@ -306,6 +307,7 @@ class NativeEngine(Engine):
         if runner is None:
             runner = await self._take(pool, options)
         loop = asyncio.get_running_loop()
+        driven = False
         try:
             request = {**self.execution_request(code, inputs, options, runner.ws), "one_shot": True}
             marker = channel.new_marker()
@@ -316,6 +318,7 @@ class NativeEngine(Engine):
                 marker,
                 channel.frame_limit(options),
             )
+            driven = True  # drive() owns the runner's pipes from here
             run = await drive(
                 runner.pid, runner.pipes, None, timeout=options.timeout,
                 max_output_bytes=options.max_output_bytes, stop_grace=self.stop_grace,
@@ -323,6 +326,9 @@ class NativeEngine(Engine):
             )  # fmt: skip
             return self._outcome(run, runner.ws, options)
         finally:
+            if not driven:
+                runner.pipes.close_driven_ends()
+                kill_tree(runner.pid)
             # torn down, and its workspace removed, in the background, once the caller has
             # its answer (waking the pool's threads now would delay it)
             loop.call_soon(pool.release, runner)

@@ -241,6 +241,7 @@ class WarmPool:
                 runner = self._ready.popleft()
                 if self._alive() and _running(runner.pid):
                     return runner
+                runner.pipes.close_driven_ends()
                 self._spent.append((runner, 0.0))  # dead already: finished in the background
                 self._wake()
             return None
