@@ -193,7 +193,7 @@ class Session:
             error.message += _LOST
             raise error
         try:
-            common["artifacts"] = channel.artifacts_from_report(report)
+            common["artifacts"] = channel.artifacts_from_report(report, opts.max_artifact_bytes)
         except channel.ChannelError as exc:
             await self._end("its channel broke the protocol")
             raise EngineError(f"the session's channel broke its protocol: {exc}." + _LOST,

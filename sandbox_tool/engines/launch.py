@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox_tool.engines.channel import ChannelError, read_frame
+from sandbox_tool.engines.channel import ChannelError, MarkerCutter, read_frame
 from sandbox_tool.engines.proctree import kill_tree
 
 __all__ = ["Framed", "RunnerPipes", "RunnerRun", "drive", "run_runner"]
@@ -151,14 +151,13 @@ async def _pump(
     reader: asyncio.StreamReader, sink: bytearray, budget: _OutputBudget, marker: bytes = b""
 ) -> None:
     """Copy ``reader`` into ``sink`` within ``budget``, to its end or up to ``marker``."""
-    while chunk := await reader.read(_READ_CHUNK):
-        if budget.exceeded.is_set():
-            continue
-        before = len(sink)
-        sink += budget.take(chunk)
-        if marker and (at := sink.find(marker, max(0, before - len(marker)))) >= 0:
-            budget.left += len(sink) - at  # what came after the marker is not the cell's
-            del sink[at:]
+    cutter = MarkerCutter(marker)
+    while not cutter.found:
+        chunk = await reader.read(_READ_CHUNK)
+        out = cutter.feed(chunk) if chunk else cutter.flush()
+        if out and not budget.exceeded.is_set():
+            sink += budget.take(out)
+        if not chunk:
             return
 
 
@@ -265,6 +264,9 @@ async def drive(
                 await asyncio.wait({answered}, timeout=_DRAIN_SECONDS)
                 done = {answered} if answered.done() else done
             if answered is None or answered not in done:
+                break
+            if budget.exceeded.is_set():
+                done = {overflow}  # the code printed too much before it answered
                 break
             waiting.discard(answered)
             try:

@@ -412,7 +412,7 @@ class NativeEngine(Engine):
         if run.answer is not None:  # a warm runner answered on its channel
             report = run.answer
             try:
-                artifacts = channel.artifacts_from_report(report)
+                artifacts = channel.artifacts_from_report(report, options.max_artifact_bytes)
             except channel.ChannelError as exc:
                 run.protocol_error, artifacts = str(exc), []
             truncated = bool(report.get("artifacts_truncated"))

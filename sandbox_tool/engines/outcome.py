@@ -123,7 +123,7 @@ def build_outcome(o: Outcome) -> ExecutionResult:
         )
 
     if o.require_isolation and not isolation:
-        detail = (_parse_worker(o.worker_report) or {}).get("message")
+        detail = (_parse_worker(o.worker_report) or {}).get("message") or control.get("message")
         raise EngineError(
             "the sandbox did not report its isolation layers; no result is trusted: "
             + str(detail or stderr.strip()[-500:] or "no detail"),

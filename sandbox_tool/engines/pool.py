@@ -11,7 +11,7 @@ execution (or one session) and is replaced in the background.
 A runner answers on its channel before it has ended (see
 :func:`sandbox_tool.engines.launch.drive`): a released runner is left to end by
 itself, which its supervisor reports by closing the control pipe, and only then
-is its workspace removed. One that takes longer than a few seconds is killed.
+is its workspace removed. One that takes longer than a second is killed.
 
 Loop-agnostic: the pool's state is guarded by a thread lock, so executions may
 come from any event loop (``execute_sync`` runs a fresh loop per call).
@@ -45,8 +45,9 @@ TEMPLATE_BOOTSTRAP = (
     "from runner.template import main; main(int(sys.argv[2]))"
 )
 _READY_TIMEOUT = 120.0
-_END_SECONDS = 5.0
-"""How long a released runner gets to end by itself before it is killed."""
+_END_SECONDS = 1.0
+"""How long a released runner gets to end by itself before it is killed (it takes a few
+milliseconds; code that forged an early answer gets no more than this)."""
 
 
 @dataclass
@@ -130,6 +131,9 @@ class WarmPool:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
+        self._wake_lock = threading.Lock()
+        # released runners, queued without the lock (release() runs on the event loop)
+        self._released: deque[Runner] = deque()
         # the template's stderr, read when it fails; closed by close()
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         self.restarts = 0
@@ -263,19 +267,36 @@ class WarmPool:
     def release(self, runner: Runner) -> None:
         """An execution is over: let the runner end, then remove its workspace, and fork
         its replacement, all in the background, so that at low load none of it competes
-        with the execution."""
-        with self._lock:
-            if self._closed:
-                runner.discard()
-                return
-            self._spent.append((runner, time.monotonic() + _END_SECONDS))
-            self._refill_wanted.notify()
-        self._wake()
+        with the execution. Never blocks while the pool is open (the event loop calls it)."""
+        self._released.append(runner)
+        if self._closed:
+            self._finish_released()  # close() may have drained the queue already
+        else:
+            self._wake()
 
     def _wake(self) -> None:
         """Wake the thread that waits for released runners to end."""
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
+        with self._wake_lock:
+            if self._wake_w >= 0:
+                with contextlib.suppress(OSError):
+                    os.write(self._wake_w, b"x")
+
+    def _close_wake(self) -> None:
+        with self._wake_lock:
+            for fd in (self._wake_r, self._wake_w):
+                if fd >= 0:
+                    os.close(fd)
+            self._wake_r = self._wake_w = -1
+
+    def _finish_released(self) -> None:
+        """After close(): kill and finish what was released since."""
+        while True:
+            try:
+                runner = self._released.popleft()
+            except IndexError:
+                return
+            kill_tree(runner.pid, wait=1.0)
+            runner.finish(killed=True)
 
     def _refill_loop(self) -> None:
         while True:
@@ -291,37 +312,68 @@ class WarmPool:
                     self._refill_wanted.wait()
                 self._idle.notify_all()
 
-    def _end_loop(self) -> None:
-        """Wait for released runners to end (their control pipe closes), then finish them."""
+    def _admit_released(self) -> None:
+        """Move released runners to the ones being waited for, and ask for replacements."""
+        admitted = []
         while True:
+            try:
+                admitted.append(self._released.popleft())
+            except IndexError:
+                break
+        if admitted:
+            deadline = time.monotonic() + _END_SECONDS
             with self._lock:
-                if self._closed:
-                    return
-                spent = list(self._spent)
-            now = time.monotonic()
-            first = min((deadline for _, deadline in spent), default=None)
-            fds = [self._wake_r] + [r.pipes.control_r for r, _ in spent]
-            wait = None if first is None else max(first - now, 0.0)
-            readable, _, _ = select.select(fds, [], [], wait)
-            if self._wake_r in readable:
-                with contextlib.suppress(BlockingIOError):
-                    os.read(self._wake_r, 4096)
-            now = time.monotonic()
-            ended = [(r, False) for r, _ in spent if r.pipes.control_r in readable and _drained(r)]
-            done = {id(r) for r, _ in ended}
-            ended += [(r, True) for r, deadline in spent if deadline <= now and id(r) not in done]
-            for runner, late in ended:
-                if late:
-                    kill_tree(runner.pid, wait=1.0)
+                self._spent += [(runner, deadline) for runner in admitted]
+                self._refill_wanted.notify()
+
+    def _end_loop(self) -> None:
+        """Wait for released runners to end (their control pipe closes), then finish them;
+        kill those that take longer than ``_END_SECONDS``."""
+        try:
+            while True:
+                self._admit_released()
                 with self._lock:
-                    self._spent = [(r, d) for r, d in self._spent if r is not runner]
-                    self._cleaning += 1
-                try:
-                    runner.finish(killed=late)
-                finally:
-                    with self._lock:
-                        self._cleaning -= 1
-                        self._idle.notify_all()
+                    if self._closed:
+                        return
+                    spent = list(self._spent)
+                poller = select.poll()  # any fd number, unlike select()
+                poller.register(self._wake_r, select.POLLIN)
+                for runner, _ in spent:
+                    poller.register(runner.pipes.control_r, select.POLLIN)
+                first = min((deadline for _, deadline in spent), default=None)
+                wait = None if first is None else max(0.0, first - time.monotonic()) * 1000
+                events = dict(poller.poll(wait))
+                if self._wake_r in events:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_r, 4096)
+                now = time.monotonic()
+                for runner, deadline in spent:
+                    try:
+                        ended = runner.pipes.control_r in events and _drained(runner)
+                    except OSError:  # finished by close() meanwhile
+                        continue
+                    if ended or deadline <= now:
+                        self._finish_spent(runner, late=not ended)
+        finally:
+            if self._closed:
+                self._close_wake()
+
+    def _finish_spent(self, runner: Runner, late: bool) -> None:
+        with self._lock:
+            if not any(r is runner for r, _ in self._spent):
+                return  # close() has it
+            self._spent = [(r, d) for r, d in self._spent if r is not runner]
+            self._cleaning += 1
+        try:
+            if late:
+                kill_tree(runner.pid, wait=1.0)
+            runner.finish(killed=late)
+        except Exception:  # noqa: BLE001 - this thread must outlive one runner's failure
+            pass
+        finally:
+            with self._lock:
+                self._cleaning -= 1
+                self._idle.notify_all()
 
     def start(self) -> None:
         """Start the template and the background refill (blocking: call it in a thread)."""
@@ -350,7 +402,6 @@ class WarmPool:
                 return
             self._closed = True
             self._drop_ready()
-            spent, self._spent = self._spent, []
             self._stop_template()
             self._stderr.close()
             self._refill_wanted.notify_all()
@@ -359,12 +410,14 @@ class WarmPool:
         for thread in (self._refiller, self._ender):
             if thread is not None:
                 thread.join(timeout=5)
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        if self._ender is None or not self._ender.is_alive():
+            self._close_wake()
+        with self._lock:
+            spent, self._spent = self._spent, []
         for runner, _ in spent:
             kill_tree(runner.pid, wait=1.0)
             runner.finish(killed=True)
+        self._finish_released()
 
     def ready_count(self) -> int:
         with self._lock:
@@ -379,7 +432,7 @@ class WarmPool:
         deadline = time.monotonic() + timeout
         with self._lock:
             while self._refiller is not None and (
-                len(self._ready) < self.size or self._spent or self._cleaning
+                len(self._ready) < self.size or self._spent or self._released or self._cleaning
             ):
                 left = deadline - time.monotonic()
                 if left <= 0 or self._closed:

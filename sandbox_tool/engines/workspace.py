@@ -7,9 +7,11 @@
     <root>/meta    the runner's private files: worker report, figures, MPLCONFIGDIR
 
 Everything is removed by :meth:`Workspace.cleanup`. The root's name holds the host
-process's pid (``sandbox-tool-<pid>-...``), so that the workspaces of a host that died
-without cleaning up (killed, or crashed) are found and removed by the next engine that
-starts there (:func:`remove_stale`).
+process's pid and its pid namespace (``sandbox-tool-<namespace>.<pid>-...``), so that
+the workspaces of a host that died without cleaning up (killed, or crashed) are found
+and removed by the next engine that starts in the same pid namespace
+(:func:`remove_stale`); those of hosts in other namespaces (containers sharing the temp
+dir) are never judged.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from sandbox_tool.runner.protocol import (
     read_regular,
 )
 
-__all__ = ["Workspace", "mime_type", "remove_stale"]
+__all__ = ["Workspace", "mime_type", "remove_stale", "unique_name"]
 
 # written by the process engine's sandbox when it copies files out of its tmpfs
 _PARTIAL = ".scratch-partial-"
@@ -44,6 +46,17 @@ _EXTRA_TYPES = {
     ".md": "text/markdown",
     ".parquet": "application/vnd.apache.parquet",
 }
+
+
+def unique_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``2_name``, ``3_name``... if it is taken (a figure and a file of the
+    same name); the chosen name is added to ``taken``."""
+    unique, n = name, 1
+    while unique in taken:
+        n += 1
+        unique = f"{n}_{name}"
+    taken.add(unique)
+    return unique
 
 
 def mime_type(name: str) -> str:
@@ -73,7 +86,7 @@ class Workspace:
     def create(
         cls, parent: Path | None, files: dict[str, Path], font_cache: Path | None
     ) -> Workspace:
-        root = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=parent))
+        root = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{_owner_tag()}-", dir=parent))
         ws = cls(root)
         try:
             for sub in (ws.work, ws.tmp, ws.meta, ws.meta / FIGURES_DIR):
@@ -145,9 +158,7 @@ class Workspace:
                 truncated = truncated or (os.path.isfile(path) and not os.path.islink(path))
                 continue
             budget -= len(data)
-            while name in names:
-                name = f"_{name}"
-            names.add(name)
+            name = unique_name(name, names)
             artifacts.append(Artifact(name=name, mime_type=mime_type(name), data=data, kind=kind))
         return artifacts, truncated
 
@@ -168,17 +179,22 @@ class Workspace:
 
 def remove_stale(parent: Path | None) -> int:
     """Remove the workspaces in ``parent`` (default: the temp dir) left by host processes
-    that are gone; return how many. Only directories this user owns are touched, never
-    through a symlink; a pid that is running again keeps its workspaces."""
+    of this pid namespace that are gone; return how many. Only directories this user
+    owns are touched, never through a symlink; a pid that is running again keeps its
+    workspaces."""
     top = Path(parent) if parent is not None else Path(tempfile.gettempdir())
     try:
         names = os.listdir(top)
     except OSError:
         return 0
     removed = 0
+    namespace = _owner_tag().split(".")[0]
     for name in names:
-        pid_text = name[len(_PREFIX) :].split("-", 1)[0]
-        if not name.startswith(_PREFIX) or not pid_text.isdigit() or _alive(int(pid_text)):
+        owner = name[len(_PREFIX) :].split("-", 1)[0]
+        ns, _, pid = owner.partition(".")
+        if not name.startswith(_PREFIX) or ns != namespace or not pid.isdigit():
+            continue
+        if _alive(int(pid)):
             continue
         path = top / name
         try:
@@ -190,6 +206,15 @@ def remove_stale(parent: Path | None) -> int:
         Workspace(path).cleanup()
         removed += not os.path.lexists(path)
     return removed
+
+
+def _owner_tag() -> str:
+    """``<pid namespace>.<pid>`` of this process (the namespace is 0 where unknown)."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return f"{namespace}.{os.getpid()}"
 
 
 def _alive(pid: int) -> bool:

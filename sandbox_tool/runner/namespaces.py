@@ -526,6 +526,9 @@ def spawn_sandbox(
             _unshare(CLONE_NEWUSER | CLONE_NEWPID, "CLONE_NEWUSER|CLONE_NEWPID")
             _prctl(PR_SET_DUMPABLE, 1)  # else /proc/self/uid_map is not ours to write (FN 7)
             _write_id_maps("self", f"0 {p.host_uid} 1", f"0 {p.host_gid} 1")
+            # at once: same-uid processes must not ptrace the caller (it holds the runner's
+            # control pipe)
+            _prctl(PR_SET_DUMPABLE, 0)
     forked = time.perf_counter()
     pid = os.fork()
     if pid == 0:
@@ -541,8 +544,6 @@ def spawn_sandbox(
             _send(status_w, json.dumps({"error": _describe(exc)}).encode() + b"\n")
             os._exit(1)
     os.close(status_w)
-    if not p.root_mode:
-        _prctl(PR_SET_DUMPABLE, 0)  # the id maps are written: not ptraceable by its uid again
     return SandboxProcess(pid, status_r)
 
 

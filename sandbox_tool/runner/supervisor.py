@@ -214,9 +214,14 @@ def _report_setup_failure(
     message = f"sandbox set-up failed: {type(exc).__name__}: {exc}"
     try:
         worker.write_report(setup["paths"]["meta"], {"status": "runner_error", "message": message})
+    except OSError:
+        pass
     finally:
+        # the reason goes on the control pipe too: the file may be out of reach (a failure
+        # after unshare(CLONE_NEWUSER) leaves this process without a mapped uid)
         _send_report(control_fd, {"exit_code": 71, "signal": None, "maxrss_kb": 0,
-                                  "cpu_seconds": 0.0, "isolation": None})  # fmt: skip
+                                  "cpu_seconds": 0.0, "isolation": None,
+                                  "message": message})  # fmt: skip
         os._exit(0)
 
 

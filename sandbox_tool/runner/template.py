@@ -92,16 +92,26 @@ def _warm_up() -> None:
         pass
 
 
+_MADV_HUGEPAGE, _MADV_NOHUGEPAGE, _MADV_COLLAPSE = 14, 15, 25
+# the regions _collapse_heap() marked, which each runner unmarks (see _start_runner)
+_huge_regions: list[tuple[int, int]] = []
+
+
+def _madvise() -> Any:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return libc.madvise
+
+
 def _collapse_heap() -> int:
     """Back the template's heap with huge pages where the kernel allows it (Linux 6.1+
     ``MADV_COLLAPSE``): every fork then copies fewer page-table entries and every exit
     frees fewer. Returns how many regions were collapsed (0 where unsupported)."""
-    import ctypes
-
-    madv_hugepage, madv_collapse, huge = 14, 25, 1 << 21
+    huge = 1 << 21
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        madvise = _madvise()
         with open("/proc/self/maps") as maps:
             lines = maps.readlines()
     except OSError:
@@ -114,9 +124,20 @@ def _collapse_heap() -> int:
             continue
         low, high = (int(x, 16) for x in fields[0].split("-"))
         start, end = (low + huge - 1) & ~(huge - 1), high & ~(huge - 1)
-        if end > start and libc.madvise(start, end - start, madv_hugepage) == 0:
-            collapsed += libc.madvise(start, end - start, madv_collapse) == 0
+        if end > start and madvise(start, end - start, _MADV_HUGEPAGE) == 0:
+            _huge_regions.append((start, end - start))
+            collapsed += madvise(start, end - start, _MADV_COLLAPSE) == 0
     return collapsed
+
+
+def _no_new_huge_pages() -> None:
+    """In a runner: keep the template's huge pages shared, but let no new ones be made
+    (khugepaged would otherwise collapse the pages a long session copies into private
+    2 MiB ones)."""
+    if _huge_regions:
+        madvise = _madvise()
+        for start, length in _huge_regions:
+            madvise(start, length, _MADV_NOHUGEPAGE)
 
 
 def _start_runner(setup: dict[str, Any], fds: list[int]) -> NoReturn:
@@ -124,6 +145,7 @@ def _start_runner(setup: dict[str, Any], fds: list[int]) -> NoReturn:
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the template ignores it; we wait
         prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        _no_new_huge_pages()
         os.setsid()
         request_r, stdout_w, stderr_w, control_w = fds
         os.dup2(stdout_w, 1)

@@ -13,6 +13,7 @@ import pytest
 from sandbox_tool import EngineError, ExecutionOptions, ImportPolicy, PythonSandbox
 from sandbox_tool.engines import channel
 from sandbox_tool.engines.native import NativeEngine
+from sandbox_tool.runner.protocol import MAX_ARTIFACT_FILES
 from sandbox_tool.runner.session import encode_frame
 
 
@@ -84,10 +85,26 @@ def test_artifact_names_stay_unique_and_data_must_be_base64() -> None:
     data = base64.b64encode(b"png").decode()
     items = [{"name": "a.png", "kind": "figure", "data": data},
              {"name": "a.png", "kind": "file", "data": data}]  # fmt: skip
-    names = [a.name for a in channel.artifacts_from_report({"artifacts": items})]
-    assert names == ["a.png", "_a.png"]
+    names = [a.name for a in channel.artifacts_from_report({"artifacts": items * 2}, 100)]
+    assert names == ["a.png", "2_a.png", "3_a.png", "4_a.png"]
     with pytest.raises(channel.ChannelError, match="malformed artifact"):
-        channel.artifacts_from_report({"artifacts": [{"name": "x", "kind": "file", "data": "@@"}]})
+        channel.artifacts_from_report(
+            {"artifacts": [{"name": "x", "kind": "file", "data": "@@"}]}, 100
+        )
+
+
+@pytest.mark.parametrize(
+    ("count", "limit", "match"),
+    [(MAX_ARTIFACT_FILES + 1, 1 << 20, "more than 100 artifacts"), (3, 8, "more than 8 bytes")],
+)
+def test_more_artifacts_than_a_runner_sends_is_a_protocol_error(
+    count: int, limit: int, match: str
+) -> None:
+    item = {"name": "a", "kind": "file", "data": base64.b64encode(b"xyz").decode()}
+    started = time.monotonic()
+    with pytest.raises(channel.ChannelError, match=match):
+        channel.artifacts_from_report({"artifacts": [item] * count}, limit)
+    assert time.monotonic() - started < 1
 
 
 # -- code that abuses its channel, on a real warm runner ---------------------------
@@ -157,3 +174,23 @@ def test_a_forged_frame_ends_a_session(tmp_path: Path) -> None:
     forged, later = asyncio.run(go())
     assert isinstance(forged, EngineError) and "state is lost" in str(forged)
     assert "has ended" in str(later)
+
+
+@linux_only
+@pytest.mark.parametrize("slack", [0, 1, 10, 40])
+def test_output_just_under_the_limit_is_not_cut(tmp_path: Path, slack: int) -> None:
+    limit = 2000
+    size = limit - slack - 1  # print() adds the newline
+
+    async def go() -> object:
+        sandbox = PythonSandbox(engine=NativeEngine(work_root=tmp_path))
+        try:
+            return await sandbox.execute(
+                f"print('x' * {size})\nresult = 1",
+                options=ExecutionOptions(max_output_bytes=limit),
+            )
+        finally:
+            await sandbox.aclose()
+
+    res = asyncio.run(go())
+    assert getattr(res, "stdout", None) == "x" * size + "\n"

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from sandbox_tool import EngineError, PythonSandbox
+from sandbox_tool import EngineError, PythonSandbox, SandboxError
 from sandbox_tool.engines.gate import Gate
 from sandbox_tool.engines.native import NativeEngine
 
@@ -155,18 +155,55 @@ def test_only_the_workspaces_of_dead_hosts_are_removed(tmp_path: Path) -> None:
     keep = tmp_path / "kept"
     keep.mkdir()
     (keep / "file").write_text("mine")
-    stale = tmp_path / f"sandbox-tool-{dead_pid.pid}-abc"
+    namespace = os.stat("/proc/self/ns/pid").st_ino
+    stale = tmp_path / f"sandbox-tool-{namespace}.{dead_pid.pid}-abc"
     (stale / "work").mkdir(parents=True)
     (stale / "work" / "out.csv").write_text("1")
-    live = tmp_path / f"sandbox-tool-{os.getpid()}-def"
+    live = tmp_path / f"sandbox-tool-{namespace}.{os.getpid()}-def"
     live.mkdir()
-    link = tmp_path / f"sandbox-tool-{dead_pid.pid}-link"
+    elsewhere = tmp_path / f"sandbox-tool-{namespace + 1}.{dead_pid.pid}-ghi"
+    elsewhere.mkdir()  # another pid namespace's host: not ours to judge
+    link = tmp_path / f"sandbox-tool-{namespace}.{dead_pid.pid}-link"
     link.symlink_to(keep)
-    other = tmp_path / "sandbox-tool-notapid-x"
+    other = tmp_path / f"sandbox-tool-{namespace}.notapid-x"
     other.mkdir()
 
     asyncio.run(_start_and_close(tmp_path))
 
     assert not stale.exists()
-    assert live.is_dir() and other.is_dir() and link.is_symlink()
+    assert live.is_dir() and other.is_dir() and elsewhere.is_dir() and link.is_symlink()
     assert (keep / "file").read_text() == "mine"
+
+
+def test_closing_the_engine_under_a_running_session_leaks_nothing(tmp_path: Path) -> None:
+    async def go() -> tuple[object, set[str], set[str]]:
+        before = set(os.listdir("/proc/self/fd"))
+        sandbox = PythonSandbox(engine=NativeEngine(work_root=tmp_path))
+        session = await sandbox.open_session()
+        await session.execute("x = 1")
+        running = asyncio.ensure_future(session.execute("import time\ntime.sleep(30)"))
+        await asyncio.sleep(0.3)
+        await sandbox.aclose()  # the pool goes first, the session's runner is still out
+        outcome = (await asyncio.gather(running, return_exceptions=True))[0]
+        # files opened now take the fd numbers the runner's pipes had: closing those
+        # pipes a second time would close these
+        mine = [os.open(os.devnull, os.O_RDONLY) for _ in range(16)]
+        await session.aclose()
+        still_open = [fd for fd in mine if _is_open(fd)]
+        for fd in mine:
+            os.close(fd)
+        assert still_open == mine
+        return outcome, before, set(os.listdir("/proc/self/fd"))
+
+    outcome, before, after = asyncio.run(go())
+    assert isinstance(outcome, SandboxError)  # ended, said, not hung
+    assert after <= before  # every pipe and socket of the pool and the runner closed
+    assert not any(tmp_path.iterdir())
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
