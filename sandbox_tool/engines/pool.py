@@ -460,6 +460,7 @@ class WarmPool:
                 fds |= {r.pipes.request_w, r.pipes.stdout_r, r.pipes.stderr_r, r.pipes.control_r}
             if not self._stderr.closed:
                 fds.add(self._stderr.fileno())
+            fds |= {fd for fd in (self._wake_r, self._wake_w) if fd >= 0}
             return fds
 
 

@@ -39,7 +39,8 @@ from sandbox_tool import (
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _fds() -> set[str]:
+def open_fds() -> set[str]:
+    """The fds open in this process now (for leak checks)."""
     if not os.path.isdir("/proc/self/fd"):
         return set()
     listed = os.listdir("/proc/self/fd")  # includes the fd that listing used, closed since
@@ -130,7 +131,7 @@ def _assert_clean(
             continue
     assert living == [], f"processes left behind: {living}"
     allowed = fds_before | {str(n) for n in range(3)} | {str(fd) for fd in fds}
-    leaked = {fd: _fd_target(fd) for fd in _fds() - allowed}
+    leaked = {fd: _fd_target(fd) for fd in open_fds() - allowed}
     assert leaked == {}, f"file descriptors leaked: {leaked}"
 
 
@@ -158,7 +159,7 @@ class EngineContract:
             yield None
             return
         work_root = tmp_path_factory.mktemp("engine-root")
-        fds_before, procs_before = _fds(), _processes()
+        fds_before, procs_before = open_fds(), _processes()
         sandbox = PythonSandbox(engine=cls().make_engine(work_root))
         asyncio.run(sandbox.start())
         yield sandbox
@@ -175,7 +176,7 @@ class EngineContract:
         else:
             work_root = tmp_path / "engine-root"
             work_root.mkdir()
-        fds_before, procs_before = _fds(), _processes()
+        fds_before, procs_before = open_fds(), _processes()
         if shared_sandbox is None:
             self.sandbox = PythonSandbox(engine=self.make_engine(work_root))
         yield

@@ -18,6 +18,8 @@ from sandbox_tool import EngineError, PythonSandbox, SandboxError
 from sandbox_tool.engines.gate import Gate
 from sandbox_tool.engines.native import NativeEngine
 
+from ..contract.engine_contract import open_fds
+
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="the warm pool runs on Linux"
 )
@@ -177,7 +179,7 @@ def test_only_the_workspaces_of_dead_hosts_are_removed(tmp_path: Path) -> None:
 
 def test_closing_the_engine_under_a_running_session_leaks_nothing(tmp_path: Path) -> None:
     async def go() -> tuple[object, set[str], set[str]]:
-        before = set(os.listdir("/proc/self/fd"))
+        before = open_fds()
         sandbox = PythonSandbox(engine=NativeEngine(work_root=tmp_path))
         session = await sandbox.open_session()
         await session.execute("x = 1")
@@ -189,21 +191,13 @@ def test_closing_the_engine_under_a_running_session_leaks_nothing(tmp_path: Path
         # pipes a second time would close these
         mine = [os.open(os.devnull, os.O_RDONLY) for _ in range(16)]
         await session.aclose()
-        still_open = [fd for fd in mine if _is_open(fd)]
+        still_open = [fd for fd in mine if str(fd) in open_fds()]
         for fd in mine:
             os.close(fd)
         assert still_open == mine
-        return outcome, before, set(os.listdir("/proc/self/fd"))
+        return outcome, before, open_fds()
 
     outcome, before, after = asyncio.run(go())
     assert isinstance(outcome, SandboxError)  # ended, said, not hung
     assert after <= before  # every pipe and socket of the pool and the runner closed
     assert not any(tmp_path.iterdir())
-
-
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
