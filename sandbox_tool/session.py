@@ -93,6 +93,8 @@ class Session:
         except (asyncio.TimeoutError, channel.ChannelError) as exc:
             answer = {"error": str(exc) or type(exc).__name__}
         if answer is None or answer.get("status") != "ready":
+            if answer is None:  # the runner died: its supervisor says why
+                answer = {"reason": ((await self._control()) or {}).get("message")}
             await self._end("the session could not start")
             raise EngineError(f"the session could not start: {answer}")
         self._isolation = answer.get("isolation")
@@ -275,9 +277,10 @@ def _read_to_end(fd: int, timeout: float) -> bytes:
     import select
 
     chunks, deadline = [], time.monotonic() + timeout
+    poller = select.poll()  # any fd number, unlike select()
+    poller.register(fd, select.POLLIN)
     while (left := deadline - time.monotonic()) > 0:
-        ready, _, _ = select.select([fd], [], [], left)
-        if not ready:
+        if not poller.poll(left * 1000):
             break
         chunk = os.read(fd, 1 << 16)
         if not chunk:

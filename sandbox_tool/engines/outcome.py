@@ -204,6 +204,8 @@ def _raise_without_report(
     control: dict[str, Any], stderr: str, opts: ExecutionOptions, common: dict[str, Any]
 ) -> None:
     """The worker died before writing its report: say how."""
+    if control.get("message"):  # the runner failed before any code ran
+        raise EngineError(f"the runner failed: {control['message']}", **common)
     sig, code = control.get("signal"), control.get("exit_code")
     if sig is not None:
         name = _signal_name(int(sig))

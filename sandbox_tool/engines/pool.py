@@ -269,8 +269,8 @@ class WarmPool:
         its replacement, all in the background, so that at low load none of it competes
         with the execution. Never blocks while the pool is open (the event loop calls it)."""
         self._released.append(runner)
-        if self._closed:
-            self._finish_released()  # close() may have drained the queue already
+        if self._closed:  # close() may have drained the queue already: finish it here
+            threading.Thread(target=self._finish_released, daemon=True).start()
         else:
             self._wake()
 
@@ -313,18 +313,15 @@ class WarmPool:
                 self._idle.notify_all()
 
     def _admit_released(self) -> None:
-        """Move released runners to the ones being waited for, and ask for replacements."""
-        admitted = []
-        while True:
-            try:
-                admitted.append(self._released.popleft())
-            except IndexError:
-                break
-        if admitted:
+        """Move released runners to the ones being waited for, and ask for replacements
+        (under the lock, so that a runner is always in one of the lists wait_idle sees)."""
+        with self._lock:
+            if self._closed or not self._released:
+                return  # close() finishes what is left
             deadline = time.monotonic() + _END_SECONDS
-            with self._lock:
-                self._spent += [(runner, deadline) for runner in admitted]
-                self._refill_wanted.notify()
+            while self._released:
+                self._spent.append((self._released.popleft(), deadline))
+            self._refill_wanted.notify()
 
     def _end_loop(self) -> None:
         """Wait for released runners to end (their control pipe closes), then finish them;
@@ -350,8 +347,8 @@ class WarmPool:
                 for runner, deadline in spent:
                     try:
                         ended = runner.pipes.control_r in events and _drained(runner)
-                    except OSError:  # finished by close() meanwhile
-                        continue
+                    except OSError:  # its control pipe is broken: kill it and be done
+                        ended, deadline = False, now
                     if ended or deadline <= now:
                         self._finish_spent(runner, late=not ended)
         finally:
@@ -407,11 +404,13 @@ class WarmPool:
             self._refill_wanted.notify_all()
             self._idle.notify_all()
         self._wake()
-        for thread in (self._refiller, self._ender):
-            if thread is not None:
-                thread.join(timeout=5)
-        if self._ender is None or not self._ender.is_alive():
-            self._close_wake()
+        if self._refiller is not None:
+            self._refiller.join(timeout=5)
+        if self._ender is not None:
+            # no timeout: only once it is gone may this thread touch the runners it
+            # waits for (its work per runner is bounded: a kill and a workspace removal)
+            self._ender.join()
+        self._close_wake()
         with self._lock:
             spent, self._spent = self._spent, []
         for runner, _ in spent:

@@ -525,10 +525,12 @@ def spawn_sandbox(
         else:
             _unshare(CLONE_NEWUSER | CLONE_NEWPID, "CLONE_NEWUSER|CLONE_NEWPID")
             _prctl(PR_SET_DUMPABLE, 1)  # else /proc/self/uid_map is not ours to write (FN 7)
-            _write_id_maps("self", f"0 {p.host_uid} 1", f"0 {p.host_gid} 1")
-            # at once: same-uid processes must not ptrace the caller (it holds the runner's
-            # control pipe)
-            _prctl(PR_SET_DUMPABLE, 0)
+            try:
+                _write_id_maps("self", f"0 {p.host_uid} 1", f"0 {p.host_gid} 1")
+            finally:
+                # at once: same-uid processes must not ptrace the caller (it holds the
+                # runner's control pipe)
+                _prctl(PR_SET_DUMPABLE, 0)
     forked = time.perf_counter()
     pid = os.fork()
     if pid == 0:
