@@ -9,8 +9,10 @@ Security level 7. Every execution gets a fresh sandbox built by the runner
   when the code ends, kills everything left in the namespace.
 - **a private root**: an empty tmpfs holding read-only binds of the
   interpreter, its venv, ``/usr`` and the few ``/etc`` files Python needs, and
-  read-write binds of the execution's work, temp and private dirs; nothing
-  else of the host (not ``$HOME``, not the project, not other users' files).
+  the execution's work, temp and private dirs in a tmpfs of ``max_disk_mb``
+  (their files are copied in, and copied back out when the code is done);
+  nothing else of the host (not ``$HOME``, not the project, not other users'
+  files).
 - **an unprivileged uid**: uid 1000 inside, mapped to an unused host uid
   (root callers) or to the caller's uid; every capability dropped;
   ``no_new_privs``.
@@ -18,8 +20,8 @@ Security level 7. Every execution gets a fresh sandbox built by the runner
   to the execution's dirs only, no ``execve``, TCP bind and connect denied,
   signals and abstract unix sockets scoped, as far as the running ABI knows.
 - **seccomp**: ptrace, process_vm_*, mount and friends, bpf, keyctl,
-  perf_event_open, module loading, kexec, io_uring, userfaultfd, new
-  namespaces and every socket family but ``AF_UNIX`` are refused
+  perf_event_open, module loading, kexec, io_uring, userfaultfd, memfd_create,
+  new namespaces and every socket family but ``AF_UNIX`` are refused
   (``clone3`` answers ENOSYS so glibc falls back to ``clone``).
 - **limits**: the native engine's rlimits, plus a process/thread cap that
   counts only this sandbox's tasks (for root and non-root callers alike), and
@@ -28,8 +30,8 @@ Security level 7. Every execution gets a fresh sandbox built by the runner
 What it does not stop: kernel bugs (it shares the host kernel; a VM or
 gVisor engine is the stronger choice), reading the world-readable system
 files it binds (``/usr``, the interpreter), CPU and memory contention with
-the host beyond the rlimits (no cgroups here), and memory held in ``memfd``
-files beyond ``RLIMIT_FSIZE``. With ``network=True`` the code shares the
+the host beyond the rlimits (no cgroups here; the tmpfs's ``max_disk_mb`` is
+memory that ``RLIMIT_AS`` does not count). With ``network=True`` the code shares the
 host's network (TCP/UDP over IPv4/IPv6 only): the weaker setting.
 
 On macOS the same engine runs the runner under ``sandbox-exec`` with a
