@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TextIO
@@ -19,6 +19,7 @@ __all__ = [
     "build_tool",
     "cli_parser",
     "connection_help",
+    "run_and_report",
     "system_prompt",
     "tool_choice",
 ]
@@ -124,6 +125,24 @@ def check_inputs(args: argparse.Namespace) -> str | None:
     if api_key(args.base_url) is None:
         return HOW_TO_CONFIGURE
     return None
+
+
+async def run_and_report(
+    base_url: str | None, tool: PythonTool, loop: Callable[[], Awaitable[AgentRun]]
+) -> int:
+    """Run an agent ``loop`` for the command line: print its run (exit 0 with an answer,
+    1 without) or how to reach a server (exit 2); the tool's sandbox is closed after."""
+    import openai
+
+    try:
+        run = await loop()
+    except (openai.APIConnectionError, openai.AuthenticationError, openai.NotFoundError) as exc:
+        print(connection_help(base_url, exc), file=sys.stderr)
+        return 2
+    finally:
+        await tool.runner.aclose()  # type: ignore[attr-defined]  # stops the warm pool
+    print_run(run)
+    return 0 if run.answer is not None else 1
 
 
 def print_run(run: AgentRun, out: TextIO | None = None) -> None:

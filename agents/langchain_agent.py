@@ -26,8 +26,7 @@ from agents.common import (
     build_tool,
     check_inputs,
     cli_parser,
-    connection_help,
-    print_run,
+    run_and_report,
     system_prompt,
     tool_choice,
 )
@@ -92,7 +91,6 @@ async def _main(argv: list[str] | None) -> int:
         print(problem, file=sys.stderr)
         return 2
     try:
-        import openai
         from langchain_openai import ChatOpenAI
     except ImportError:
         print(
@@ -106,22 +104,14 @@ async def _main(argv: list[str] | None) -> int:
     key = SecretStr(api_key(args.base_url) or "")
     model = ChatOpenAI(model=args.model, base_url=args.base_url, api_key=key, temperature=0)
     tool = build_tool(args.csv, engine=args.engine, images=not args.no_images)
-    try:
-        run = await langchain_loop(
-            model,
-            tool,
-            args.question,
-            csv_name=args.csv.name,
-            max_turns=args.max_turns,
+    return await run_and_report(
+        args.base_url,
+        tool,
+        lambda: langchain_loop(
+            model, tool, args.question, csv_name=args.csv.name, max_turns=args.max_turns,
             policy=args.tool_choice,
-        )
-    except (openai.APIConnectionError, openai.AuthenticationError, openai.NotFoundError) as exc:
-        print(connection_help(args.base_url, exc), file=sys.stderr)
-        return 2
-    finally:
-        await tool.runner.aclose()  # type: ignore[attr-defined]  # stops the warm pool
-    print_run(run)
-    return 0 if run.answer is not None else 1
+        ),
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,8 +25,7 @@ from agents.common import (
     build_tool,
     check_inputs,
     cli_parser,
-    connection_help,
-    print_run,
+    run_and_report,
     system_prompt,
     tool_choice,
 )
@@ -161,23 +160,14 @@ async def _main(argv: list[str] | None) -> int:
     client = openai.AsyncOpenAI(api_key=api_key(args.base_url), base_url=args.base_url)
     tool = build_tool(args.csv, engine=args.engine, images=not args.no_images)
     loop = responses_loop if args.api == "responses" else chat_completions_loop
-    try:
-        run = await loop(
-            client,
-            tool,
-            args.question,
-            csv_name=args.csv.name,
-            model=args.model,
-            max_turns=args.max_turns,
-            policy=args.tool_choice,
-        )
-    except (openai.APIConnectionError, openai.AuthenticationError, openai.NotFoundError) as exc:
-        print(connection_help(args.base_url, exc), file=sys.stderr)
-        return 2
-    finally:
-        await tool.runner.aclose()  # type: ignore[attr-defined]  # stops the warm pool
-    print_run(run)
-    return 0 if run.answer is not None else 1
+    return await run_and_report(
+        args.base_url,
+        tool,
+        lambda: loop(
+            client, tool, args.question, csv_name=args.csv.name, model=args.model,
+            max_turns=args.max_turns, policy=args.tool_choice,
+        ),
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -241,14 +241,7 @@ class WarmPool:
         if key != self.default_key or not self._lock.acquire(blocking=False):
             return None
         try:
-            while self._ready:
-                runner = self._ready.popleft()
-                if self._alive() and _running(runner.pid):
-                    return runner
-                runner.pipes.close_driven_ends()
-                self._spent.append((runner, 0.0))  # dead already: finished in the background
-                self._wake()
-            return None
+            return self._pop_ready()
         finally:
             self._lock.release()
 
@@ -256,13 +249,20 @@ class WarmPool:
         """A runner for ``key``: one forked ahead of time when there is one (and no
         workspace was imposed), else one forked now. Blocking: call it in a thread."""
         with self._lock:
-            if ws is None and key == self.default_key:
-                while self._ready:
-                    runner = self._ready.popleft()
-                    if self._alive() and _running(runner.pid):
-                        return runner
-                    runner.discard()
-            return self._fork(key, ws)
+            runner = self._pop_ready() if ws is None and key == self.default_key else None
+            return runner or self._fork(key, ws)
+
+    def _pop_ready(self) -> Runner | None:
+        """The first waiting runner still alive (the caller holds the lock); dead ones go
+        to the background, to be killed and removed."""
+        while self._ready:
+            runner = self._ready.popleft()
+            if self._alive() and _running(runner.pid):
+                return runner
+            runner.pipes.close_driven_ends()
+            self._spent.append((runner, 0.0))
+            self._wake()
+        return None
 
     def release(self, runner: Runner) -> None:
         """An execution is over: let the runner end, then remove its workspace, and fork

@@ -16,6 +16,7 @@ dir) are never judged.
 
 from __future__ import annotations
 
+import functools
 import json
 import mimetypes
 import os
@@ -188,7 +189,7 @@ def remove_stale(parent: Path | None) -> int:
     except OSError:
         return 0
     removed = 0
-    namespace = _owner_tag().split(".")[0]
+    namespace = str(_pid_namespace())
     for name in names:
         owner = name[len(_PREFIX) :].split("-", 1)[0]
         ns, _, pid = owner.partition(".")
@@ -210,11 +211,15 @@ def remove_stale(parent: Path | None) -> int:
 
 def _owner_tag() -> str:
     """``<pid namespace>.<pid>`` of this process (the namespace is 0 where unknown)."""
+    return f"{_pid_namespace()}.{os.getpid()}"
+
+
+@functools.cache
+def _pid_namespace() -> int:
     try:
-        namespace = os.stat("/proc/self/ns/pid").st_ino
+        return os.stat("/proc/self/ns/pid").st_ino
     except OSError:
-        namespace = 0
-    return f"{namespace}.{os.getpid()}"
+        return 0
 
 
 def _alive(pid: int) -> bool:

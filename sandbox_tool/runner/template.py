@@ -93,29 +93,27 @@ def _warm_up() -> None:
 
 
 _MADV_HUGEPAGE, _MADV_NOHUGEPAGE, _MADV_COLLAPSE = 14, 15, 25
-# the regions _collapse_heap() marked, which each runner unmarks (see _start_runner)
+# the regions _collapse_heap() marked, which each runner unmarks (see _start_runner),
+# and the madvise() it used, which the runners inherit ready to call
 _huge_regions: list[tuple[int, int]] = []
-
-
-def _madvise() -> Any:
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    return libc.madvise
+_madvise: list[Any] = []
 
 
 def _collapse_heap() -> int:
     """Back the template's heap with huge pages where the kernel allows it (Linux 6.1+
     ``MADV_COLLAPSE``): every fork then copies fewer page-table entries and every exit
     frees fewer. Returns how many regions were collapsed (0 where unsupported)."""
+    import ctypes
+
     huge = 1 << 21
     try:
-        madvise = _madvise()
+        madvise = ctypes.CDLL(None, use_errno=True).madvise
+        madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
         with open("/proc/self/maps") as maps:
             lines = maps.readlines()
     except OSError:
         return 0
+    _madvise.append(madvise)
     collapsed = 0
     for line in lines:
         fields = line.split()
@@ -134,10 +132,8 @@ def _no_new_huge_pages() -> None:
     """In a runner: keep the template's huge pages shared, but let no new ones be made
     (khugepaged would otherwise collapse the pages a long session copies into private
     2 MiB ones)."""
-    if _huge_regions:
-        madvise = _madvise()
-        for start, length in _huge_regions:
-            madvise(start, length, _MADV_NOHUGEPAGE)
+    for start, length in _huge_regions:
+        _madvise[0](start, length, _MADV_NOHUGEPAGE)
 
 
 def _start_runner(setup: dict[str, Any], fds: list[int]) -> NoReturn:
