@@ -228,7 +228,7 @@ async def record_all(only: set[str], attempts: int) -> dict[str, bool]:
     import tempfile
 
     import openai
-    import vcr  # type: ignore[import-untyped]
+    import vcr
 
     from agents.common import print_run
     from agents.langchain_agent import langchain_loop
