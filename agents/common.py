@@ -13,6 +13,7 @@ from pathlib import Path
 from agents.loop import ToolChoice, ToolChoicePolicy, tool_choice
 from agents.run import AgentRun
 from sandbox_tool import ExecutionOptions, ImportPolicy, PythonSandbox
+from sandbox_tool.engines import Engine
 from sandbox_tool.tool import PythonTool
 
 __all__ = [
@@ -62,7 +63,9 @@ def file_map(files: Path | Files) -> dict[str, Path]:
     return {path.name: path for path in files}
 
 
-def build_tool(files: Path | Files, *, engine: str = "auto", images: bool = True) -> PythonTool:
+def build_tool(
+    files: Path | Files, *, engine: Engine | str = "auto", images: bool = True
+) -> PythonTool:
     """A ``run_python`` tool on a new sandbox that sees ``files`` (read-only, in its
     working directory); close it with :func:`close_tool`."""
     options = ExecutionOptions(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Literal
 from agents.common import Files, api_key, build_tool, close_tool, file_map, system_prompt
 from agents.loop import ToolChoicePolicy, run_turns
 from agents.run import AgentRun
+from sandbox_tool.engines import Engine
 from sandbox_tool.errors import UsageError
 from sandbox_tool.tool import PythonTool
 
@@ -49,7 +50,7 @@ async def run_task(
     client: AsyncOpenAI | BaseChatModel | None = None,
     base_url: str | None = None,
     tool: PythonTool | None = None,
-    engine: str = "auto",
+    engine: Engine | str = "auto",
     images: bool = True,
     max_turns: int = 6,
     policy: ToolChoicePolicy = "auto",
@@ -110,7 +111,7 @@ async def run_task(
 
 @contextlib.asynccontextmanager
 async def _tool_for(
-    tool: PythonTool | None, files: Files, *, engine: str, images: bool
+    tool: PythonTool | None, files: Files, *, engine: Engine | str, images: bool
 ) -> AsyncIterator[PythonTool]:
     """The caller's tool as it is, or a tool on a new sandbox, closed after."""
     if tool is not None:
