@@ -53,16 +53,19 @@ class _OpenAIConversation(abc.ABC):
         self,
         client: AsyncOpenAI,
         tool: PythonTool,
+        question: str,
         *,
+        instructions: str,
         model: str,
-        temperature: float | None,
+        temperature: float | None = 0,
     ) -> None:
         self.client = client
         self.functions = OpenAIFunctions(tool)
+        self.instructions = instructions
         self.model = model
         self.temperature = temperature
         # plain dicts in the API's shape (the tool's replies are dicts too)
-        self.history: list[dict[str, Any]] = []
+        self.history: list[dict[str, Any]] = self._opening(question)
 
     @property
     def tool(self) -> PythonTool:
@@ -82,6 +85,10 @@ class _OpenAIConversation(abc.ABC):
         return {"tools": self._definitions(), "tool_choice": forced}
 
     @abc.abstractmethod
+    def _opening(self, question: str) -> list[dict[str, Any]]:
+        """The conversation before the model's first turn."""
+
+    @abc.abstractmethod
     def _definitions(self) -> list[dict[str, Any]]:
         """The tool's definition in this API's shape."""
 
@@ -93,19 +100,9 @@ class _OpenAIConversation(abc.ABC):
 class ChatCompletionsConversation(_OpenAIConversation):
     """Chat Completions: ``messages``; an assistant message holds its ``tool_calls``."""
 
-    def __init__(
-        self,
-        client: AsyncOpenAI,
-        tool: PythonTool,
-        question: str,
-        *,
-        instructions: str,
-        model: str,
-        temperature: float | None = 0,
-    ) -> None:
-        super().__init__(client, tool, model=model, temperature=temperature)
-        self.history += [
-            {"role": "system", "content": instructions},
+    def _opening(self, question: str) -> list[dict[str, Any]]:
+        return [
+            {"role": "system", "content": self.instructions},
             {"role": "user", "content": question},
         ]
 
@@ -154,19 +151,8 @@ class ResponsesConversation(_OpenAIConversation):
     """The Responses API, the conversation kept client-side (``store=False``): ``input``
     items; each ``function_call`` is followed by its ``function_call_output``."""
 
-    def __init__(
-        self,
-        client: AsyncOpenAI,
-        tool: PythonTool,
-        question: str,
-        *,
-        instructions: str,
-        model: str,
-        temperature: float | None = 0,
-    ) -> None:
-        super().__init__(client, tool, model=model, temperature=temperature)
-        self.instructions = instructions
-        self.history.append({"role": "user", "content": question})
+    def _opening(self, question: str) -> list[dict[str, Any]]:
+        return [{"role": "user", "content": question}]  # the instructions go beside it
 
     def _definitions(self) -> list[dict[str, Any]]:
         return self.functions.responses_tools()
@@ -241,9 +227,11 @@ async def chat_completions_loop(
 ) -> AgentRun:
     """Ask ``question`` about ``csv_name`` through Chat Completions, running each tool call
     in the sandbox."""
-    return await _loop(
-        "chat", client, tool, question, csv_name, model, max_turns, policy, temperature
-    )
+    conversation = ChatCompletionsConversation(
+        client, tool, question, instructions=system_prompt(csv_name), model=model,
+        temperature=temperature,
+    )  # fmt: skip
+    return await run_turns(conversation, max_turns=max_turns, policy=policy)
 
 
 async def responses_loop(
@@ -259,24 +247,8 @@ async def responses_loop(
 ) -> AgentRun:
     """Ask ``question`` about ``csv_name`` through the Responses API; the conversation is
     kept client-side."""
-    return await _loop(
-        "responses", client, tool, question, csv_name, model, max_turns, policy, temperature
-    )
-
-
-async def _loop(
-    api: OpenAIApi,
-    client: AsyncOpenAI,
-    tool: PythonTool,
-    question: str,
-    csv_name: str,
-    model: str,
-    max_turns: int,
-    policy: ToolChoicePolicy,
-    temperature: float | None,
-) -> AgentRun:
-    conversation = openai_conversation(
-        api, client, tool, question, instructions=system_prompt(csv_name), model=model,
+    conversation = ResponsesConversation(
+        client, tool, question, instructions=system_prompt(csv_name), model=model,
         temperature=temperature,
     )  # fmt: skip
     return await run_turns(conversation, max_turns=max_turns, policy=policy)
