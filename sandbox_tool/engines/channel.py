@@ -1,4 +1,5 @@
-"""The host's side of a warm runner's framed channel (see :mod:`sandbox_tool.runner.session`).
+"""The host's side of a warm runner's framed channel (see :mod:`sandbox_tool.runner.session`;
+the framing itself is :mod:`sandbox_tool.runner.framing`).
 
 A warm runner's worker reads length-prefixed JSON frames on a unix socket and
 answers each cell with one frame, after ending the cell's stdout and stderr
@@ -19,8 +20,8 @@ from typing import Any
 from sandbox_tool.engines.workspace import mime_type, unique_name
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import Artifact
+from sandbox_tool.runner.framing import HEADER, encode_frame
 from sandbox_tool.runner.protocol import MAX_ARTIFACT_FILES
-from sandbox_tool.runner.session import encode_frame
 
 __all__ = [
     "ChannelError",
@@ -58,8 +59,8 @@ def new_marker() -> bytes:
 async def read_frame(reader: asyncio.StreamReader, limit: int) -> dict[str, Any] | None:
     """The next frame, or None at the end of the channel."""
     try:
-        header = await reader.readexactly(4)
-        size = int.from_bytes(header, "big")
+        header = await reader.readexactly(HEADER.size)
+        (size,) = HEADER.unpack(header)
         if size > limit:
             raise ChannelError(f"the sandbox sent a frame of {size} bytes (at most {limit})")
         body = await reader.readexactly(size)

@@ -34,6 +34,7 @@ import sys
 import time
 from typing import Any, NoReturn
 
+from .protocol import ForkAnswer, ForkMessage, RunnerSetup, TemplateConfig, TemplateReady
 from .supervisor import prctl, supervise
 
 _PR_SET_PDEATHSIG = 1
@@ -136,7 +137,7 @@ def _no_new_huge_pages() -> None:
         _madvise[0](start, length, _MADV_NOHUGEPAGE)
 
 
-def _start_runner(setup: dict[str, Any], fds: list[int]) -> NoReturn:
+def _start_runner(setup: RunnerSetup, fds: list[int]) -> NoReturn:
     """In the forked child: become a runner supervisor on the given fds."""
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the template ignores it; we wait
@@ -165,14 +166,15 @@ def serve(sock: socket.socket) -> NoReturn:
         if not message:
             os._exit(0)  # the host closed its end: the pool is shutting down
         try:
-            setup = json.loads(message)["setup"]
+            fork: ForkMessage = json.loads(message)
+            setup = fork["setup"]
             if len(fds) != 4:
                 raise ValueError(f"expected 4 file descriptors, got {len(fds)}")
             pid = os.fork()
             if pid == 0:
                 sock.close()
                 _start_runner(setup, fds)
-            answer: dict[str, Any] = {"pid": pid}
+            answer: ForkAnswer = {"pid": pid}
         except Exception as exc:  # noqa: BLE001 - answered, the template lives on
             answer = {"error": f"{type(exc).__name__}: {exc}"}
         finally:
@@ -186,7 +188,7 @@ def main(sock_fd: int) -> NoReturn:
     sys.path.pop(0)  # the runner's directory: not for the user's code to import
     prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     sock = socket.socket(fileno=sock_fd)
-    config = json.loads(sock.recv(_MAX_MESSAGE))
+    config: TemplateConfig = json.loads(sock.recv(_MAX_MESSAGE))
     # runners are reaped automatically; a supervisor waits for its own worker
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     from . import namespaces, session, worker  # noqa: F401 - imported once, for every runner
@@ -196,16 +198,13 @@ def main(sock_fd: int) -> NoReturn:
     gc.collect()
     gc.freeze()  # keep the preloaded heap shared with the forks (no refcount writes on GC)
     collapsed = _collapse_heap() if sys.platform.startswith("linux") else 0
-    sock.send(
-        json.dumps(
-            {
-                "ready": True,
-                "failed": failed,
-                "threads": _threads(),
-                "huge_page_regions": collapsed,
-                "python": sys.version.split()[0],
-                "ready_ms": round((time.perf_counter() - started) * 1000, 1),
-            }
-        ).encode()
-    )
+    ready: TemplateReady = {
+        "ready": True,
+        "failed": failed,
+        "threads": _threads(),
+        "huge_page_regions": collapsed,
+        "python": sys.version.split()[0],
+        "ready_ms": round((time.perf_counter() - started) * 1000, 1),
+    }
+    sock.send(json.dumps(ready).encode())
     serve(sock)

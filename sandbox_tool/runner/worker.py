@@ -14,7 +14,7 @@ import os
 import sys
 import traceback
 import types
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from . import guards, mplbackend
 from .convert import convert_result, safe_repr
@@ -28,6 +28,14 @@ from .protocol import (
     KIND_SYNTAX,
     USER_FILENAME,
     WORKER_REPORT,
+    ErrorReport,
+    Limits,
+    OkReport,
+    Paths,
+    RunnerErrorFrame,
+    RunnerRequest,
+    RunnerSetup,
+    WorkerReport,
 )
 from .supervisor import prctl
 
@@ -54,7 +62,7 @@ _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
 
 
 class _Paths:
-    def __init__(self, paths: dict[str, str]) -> None:
+    def __init__(self, paths: Paths) -> None:
         self.work = paths["work"]
         self.tmp = paths["tmp"]
         self.meta = paths["meta"]
@@ -92,7 +100,7 @@ def _count_processes_of(uid: int) -> int:
     return count
 
 
-def _apply_limits(limits: dict[str, int | None]) -> None:
+def _apply_limits(limits: Limits) -> None:
     import resource
 
     def set_limit(which: int, value: int) -> None:
@@ -130,7 +138,7 @@ def _reserve_report(meta: str, size: int) -> None:
         _os_close(fd)
 
 
-def write_report(meta: str, report: dict[str, Any]) -> None:
+def write_report(meta: str, report: WorkerReport | RunnerErrorFrame) -> None:
     data = _dumps(report).encode()
     path = _join(meta, WORKER_REPORT)
     tmp = path + ".tmp"
@@ -150,7 +158,7 @@ def _user_frames(tb: types.TracebackType | None) -> list[traceback.FrameSummary]
     return [f for f in traceback.extract_tb(tb) if f.filename == USER_FILENAME]
 
 
-def _error_report(exc: BaseException) -> dict[str, Any]:
+def _error_report(exc: BaseException) -> ErrorReport:
     """Describe an exception from the user's code, traceback trimmed to its frames."""
     frames = _user_frames(exc.__traceback__)
     if isinstance(exc, SyntaxError) and not exc.text and exc.lineno:
@@ -182,7 +190,7 @@ def _error_report(exc: BaseException) -> dict[str, Any]:
         message = str(exc)
     except BaseException:  # noqa: BLE001 - a hostile __str__
         message = "<message unavailable>"
-    return {
+    report: ErrorReport = {
         "status": "error",
         "kind": kind,
         "exception": type(exc).__name__,
@@ -190,8 +198,8 @@ def _error_report(exc: BaseException) -> dict[str, Any]:
         "traceback": "\n".join(lines),
         "lineno": lineno,
         "line": line.strip() if line else None,
-        **extra,
     }
+    return cast(ErrorReport, {**report, **extra})
 
 
 def _split_last_expression(tree: ast.Module) -> tuple[types.CodeType, types.CodeType | None]:
@@ -225,16 +233,17 @@ def _capture_figures() -> str | None:
     return None
 
 
-def fail(request: dict[str, Any], message: str) -> NoReturn:
+def fail(request: RunnerSetup, message: str) -> NoReturn:
     """Report that the runner could not run the code, and exit."""
+    failed: RunnerErrorFrame = {"status": "runner_error", "message": message}
     try:
-        write_report(request["paths"]["meta"], {"status": "runner_error", "message": message})
+        write_report(request["paths"]["meta"], failed)
     finally:
         _flush_all()
         _exit(71)
 
 
-def prepare(setup: dict[str, Any], *, report_file: bool = True) -> None:
+def prepare(setup: RunnerSetup, *, report_file: bool = True) -> None:
     """What can be done before the request arrives (a pre-forked worker does it while it
     waits, so that a request pays only for its code). ``report_file``: the report goes to
     a file (a cold run), whose space is reserved now; a warm worker answers on its channel."""
@@ -267,7 +276,7 @@ def _set_environment(env: dict[str, str]) -> None:
     os.environ["MPLBACKEND"] = _MPL_BACKEND
 
 
-def start_namespace(request: dict[str, Any]) -> types.ModuleType:
+def start_namespace(request: RunnerRequest) -> types.ModuleType:
     """Apply the request's environment, limits and policies; the user's ``__main__``."""
     paths = _Paths(request["paths"])
     env = request.get("env")
@@ -304,7 +313,7 @@ def _assigns_result(tree: ast.Module) -> bool:
 
 def run_code(
     main: types.ModuleType, code: str, max_bytes: int, *, cell: bool = False
-) -> dict[str, Any]:
+) -> WorkerReport:
     """Run ``code`` in ``main``; the report of what it gave. In a session ``cell``, the
     value is the cell's own ``result`` (if it sets one) or its last expression."""
     # every line ends in a newline, as linecache's own entries do: traceback's
@@ -333,11 +342,11 @@ def run_code(
     builtins.__dict__.clear()
     builtins.__dict__.update(real_builtins)
     reserve = None
-    report: dict[str, Any]
+    report: WorkerReport
     if status is None:
         if own_result and "result" in main.__dict__:
             value = main.__dict__["result"]
-        report = {"status": "ok", **convert_result(value, max_bytes)}
+        report = cast(OkReport, {"status": "ok", **convert_result(value, max_bytes)})
     else:
         report = _error_report(status)
     del reserve
@@ -348,7 +357,7 @@ def run_code(
     return report
 
 
-def run(request: dict[str, Any]) -> NoReturn:
+def run(request: RunnerRequest) -> NoReturn:
     """Run one request in this (forked, prepared) process and exit."""
     meta = request["paths"]["meta"]
     try:
@@ -361,7 +370,8 @@ def run(request: dict[str, Any]) -> NoReturn:
     except BaseException as exc:  # noqa: BLE001 - last resort: a minimal report
         try:
             message = f"could not write the report: {safe_repr(exc)}"
-            write_report(meta, {"status": "runner_error", "message": message})
+            failed: RunnerErrorFrame = {"status": "runner_error", "message": message}
+            write_report(meta, failed)
         except BaseException:  # noqa: BLE001
             pass
     _exit(0)
