@@ -53,7 +53,7 @@ def main() -> int:
     import pandas  # noqa: F401
 
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sandbox_tool"))
-    from runner.template import _collapse_heap  # the template's own function
+    from runner.roles.template import _collapse_heap  # the template's own function
 
     gc.collect()
     gc.freeze()

@@ -1,5 +1,7 @@
-"""The host's side of a warm runner's framed channel (see :mod:`sandbox_tool.runner.session`;
-the framing itself is :mod:`sandbox_tool.runner.framing`).
+"""The host's side of a warm runner's framed channel.
+
+The runner's side is :mod:`sandbox_tool.runner.roles.cells`, the framing itself
+:mod:`sandbox_tool.runner.framing`.
 
 A warm runner's worker reads length-prefixed JSON frames on a unix socket and
 answers each cell with one frame, after ending the cell's stdout and stderr

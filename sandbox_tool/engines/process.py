@@ -1,7 +1,7 @@
 """The process engine: Linux process isolation without root, KVM or external programs.
 
 Security level 7. Every execution gets a fresh sandbox built by the runner
-(:mod:`sandbox_tool.runner.namespaces`) before any user code runs:
+(:mod:`sandbox_tool.runner.layers.namespaces`) before any user code runs:
 
 - **namespaces**: user, pid, net, ipc, uts and mount. The code sees only its
   own processes, has no network but its own loopback, and cannot signal,
@@ -64,7 +64,7 @@ __all__ = ["ProcessEngine"]
 
 _PROBE = (
     "import json, sys; sys.path.insert(0, sys.argv[1]); "
-    "from runner import namespaces; plan = None\n"
+    "from runner.layers import namespaces; plan = None\n"
     "if len(sys.argv) > 2:\n"
     "    plan = {'ro_binds': ['/usr'], 'rw_binds': [], 'files': {}, 'cwd': '/',\n"
     "            'landlock': {'read_only': ['/usr']}, 'seccomp': {}}\n"

@@ -45,7 +45,7 @@ KIND_EXIT = "exit"
 
 BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from runner.supervisor import main; main(int(sys.argv[2]), *sys.argv[3:])"
+    "from runner.roles.supervisor import main; main(int(sys.argv[2]), *sys.argv[3:])"
 )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from sandbox_tool.runner import namespaces, scratch
+from sandbox_tool.runner.layers import namespaces, scratch
 
 from .helpers import errno_of, sandboxed
 

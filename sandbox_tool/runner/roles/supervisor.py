@@ -8,8 +8,8 @@ import signal
 import sys
 from typing import Any, NoReturn, cast
 
-from .framing import read_frame, write_all
-from .protocol import (
+from ..framing import read_frame, write_all
+from ..protocol import (
     IsolationSummary,
     RunnerErrorFrame,
     RunnerRequest,
@@ -99,7 +99,7 @@ def _isolation_plan(request: RunnerSetup) -> dict[str, Any] | None:
     isolation = request.get("isolation")
     if isolation is None:
         return None
-    from . import namespaces
+    from ..layers import namespaces
 
     paths = request["paths"]
     copy_out: dict[str, int] = {}
@@ -172,14 +172,14 @@ def _serve_or_run(
     setup: RunnerSetup, request_fd: int | None, summary: IsolationSummary | None
 ) -> NoReturn:
     """In the worker (sandboxed already, if it is to be): run the request, or serve the
-    frames of a pre-forked runner's channel (:mod:`.session`)."""
+    frames of a pre-forked runner's channel (:mod:`.cells`)."""
     from . import worker
 
     if request_fd is not None:
-        from . import session
+        from . import cells
 
         worker.prepare(setup, report_file=False)
-        session.serve(setup, request_fd, summary)  # never returns
+        cells.serve(setup, request_fd, summary)  # never returns
     worker.prepare(setup)
     worker.run(cast(RunnerRequest, setup))  # a cold run's setup holds its request too
 
@@ -190,7 +190,8 @@ def _start_sandbox(setup: RunnerSetup, control_fd: int, request_fd: int | None) 
 
     In the sandbox, the worker reports its layers, before any user code runs, then runs
     the request; this function returns only here, outside."""
-    from . import namespaces, worker
+    from ..layers import namespaces
+    from . import worker
 
     layers_r, layers_w = os.pipe()
     me = os.getpid()
@@ -241,7 +242,7 @@ def _send_report(control_fd: int, report: SupervisorReport) -> None:
 def main(control_fd: int, mode: str = "") -> None:
     """Entry point of a cold start: the whole request on stdin, the report on ``control_fd``.
 
-    In ``"framed"`` mode stdin is a channel (:mod:`.session`): the runner's setup comes as
+    In ``"framed"`` mode stdin is a channel (:mod:`.cells`): the runner's setup comes as
     its first frame, then the worker serves the frames that follow (a session)."""
     if mode == "framed":
         setup: RunnerSetup | None = read_frame(0)
@@ -263,11 +264,11 @@ def supervise(setup: RunnerSetup, control_fd: int, request_fd: int | None) -> No
 
     ``setup`` says how to sandbox the worker (paths, isolation); the rest of the
     request (code, inputs, limits, policies) is in ``setup`` too for a cold start, or
-    arrives later as frames on ``request_fd`` for a pre-forked worker (:mod:`.session`).
+    arrives later as frames on ``request_fd`` for a pre-forked worker (:mod:`.cells`).
     """
     # Everything the worker needs is imported now, before any sandbox exists,
     # so the runner's directory need not be visible inside one.
-    from . import session, worker  # noqa: F401
+    from . import cells, worker  # noqa: F401
 
     isolated = setup.get("isolation") is not None
     subreaper = prctl(_PR_SET_CHILD_SUBREAPER, 1)

@@ -238,7 +238,7 @@ def default_plan(
     ``copy_out_max_bytes`` and ``copy_out_max_files``; the summary lands in
     ``meta`` (:data:`scratch.SUMMARY_NAME`). ``tmp`` is not copied either way.
     """
-    runner_dir = os.path.dirname(os.path.abspath(__file__))
+    runner_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     # Not every sys.path entry: an editable install or a test runner puts the
     # project itself there. Other import roots go in ``extra_ro``.

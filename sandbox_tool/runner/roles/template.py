@@ -12,7 +12,7 @@ with the capturing backend and its font cache), freezes the heap, reports
     {"setup": {...the runner's setup: paths, isolation...}}  + 4 fds
     (the runner's stdin for the request, stdout, stderr, control)
 
-forks a runner supervisor (:func:`runner.supervisor.supervise`) wired to those
+forks a runner supervisor (:func:`runner.roles.supervisor.supervise`) wired to those
 fds, and answers ``{"pid": N}``. The supervisor forks the worker, which enters
 its sandbox at once and then waits for the execution's request on its stdin:
 a request at low load pays only for running its code.
@@ -34,7 +34,7 @@ import sys
 import time
 from typing import Any, NoReturn
 
-from .protocol import ForkAnswer, ForkMessage, RunnerSetup, TemplateConfig, TemplateReady
+from ..protocol import ForkAnswer, ForkMessage, RunnerSetup, TemplateConfig, TemplateReady
 from .supervisor import prctl, supervise
 
 _PR_SET_PDEATHSIG = 1
@@ -191,7 +191,8 @@ def main(sock_fd: int) -> NoReturn:
     config: TemplateConfig = json.loads(sock.recv(_MAX_MESSAGE))
     # runners are reaped automatically; a supervisor waits for its own worker
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-    from . import namespaces, session, worker  # noqa: F401 - imported once, for every runner
+    from ..layers import namespaces  # noqa: F401 - imported once, for every runner
+    from . import cells, worker  # noqa: F401
 
     failed = _preload(list(config.get("preload", [])))
     _warm_up()

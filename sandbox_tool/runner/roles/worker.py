@@ -16,9 +16,9 @@ import traceback
 import types
 from typing import Any, NoReturn, cast
 
-from . import guards, mplbackend
-from .convert import convert_result, safe_repr
-from .protocol import (
+from .. import guards, mplbackend
+from ..convert import convert_result, safe_repr
+from ..protocol import (
     FIGURES_DIR,
     KIND_BUILTIN,
     KIND_EXCEPTION,

@@ -29,9 +29,8 @@ import os
 import resource
 from typing import Literal, NoReturn, cast
 
-from . import worker
-from .framing import encode_frame, read_frame, write_all
-from .protocol import (
+from ..framing import encode_frame, read_frame, write_all
+from ..protocol import (
     FIGURES_DIR,
     MAX_ARTIFACT_FILES,
     AnswerFrame,
@@ -46,6 +45,7 @@ from .protocol import (
     Usage,
     read_regular,
 )
+from . import worker
 
 # Bound now: the code may replace module attributes (json.dumps = None) before its
 # answer is sent.
