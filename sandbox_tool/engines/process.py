@@ -64,12 +64,12 @@ __all__ = ["ProcessEngine"]
 
 _PROBE = (
     "import json, sys; sys.path.insert(0, sys.argv[1]); "
-    "from runner.layers import namespaces; plan = None\n"
+    "from runner.layers.probe import probe; plan = None\n"
     "if len(sys.argv) > 2:\n"
     "    plan = {'ro_binds': ['/usr'], 'rw_binds': [], 'files': {}, 'cwd': '/',\n"
     "            'landlock': {'read_only': ['/usr']}, 'seccomp': {}}\n"
     "    for layer in sys.argv[2].split(','): plan[layer] = None\n"
-    "print(json.dumps(namespaces.probe(plan)))"
+    "print(json.dumps(probe(plan)))"
 )
 #: Layers that can be left out when the caller accepts a degraded sandbox.
 OPTIONAL_LAYERS = ("landlock", "seccomp")

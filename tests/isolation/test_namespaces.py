@@ -22,10 +22,11 @@ from typing import Any
 import pytest
 
 from sandbox_tool.runner.layers import namespaces
+from sandbox_tool.runner.layers.probe import probe
 
 from .helpers import IS_ROOT, Outcome, errno_of, in_child, sandboxed
 
-PROBE = namespaces.probe()
+PROBE = probe()
 pytestmark = pytest.mark.skipif(not PROBE["available"], reason=str(PROBE["reason"]))
 
 

@@ -30,6 +30,7 @@ import resource
 from typing import Literal, NoReturn, cast
 
 from ..framing import encode_frame, read_frame, write_all
+from ..layers.limits import move_cpu_limit
 from ..protocol import (
     FIGURES_DIR,
     MAX_ARTIFACT_FILES,
@@ -110,17 +111,6 @@ def _usage() -> Usage:
     }
 
 
-def _move_cpu_limit(seconds: int) -> None:
-    """Let the next cell use ``seconds`` more CPU (the soft limit is per process)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    used = int(usage.ru_utime + usage.ru_stime) + 1
-    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    soft = used + seconds
-    if hard != resource.RLIM_INFINITY:
-        soft = min(soft, hard)
-    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
-
-
 def serve(setup: RunnerSetup, channel: int, isolation: IsolationSummary | None) -> NoReturn:
     """Run cells from ``channel`` until the host closes it (or after one, for a one-shot).
 
@@ -152,7 +142,7 @@ def serve(setup: RunnerSetup, channel: int, isolation: IsolationSummary | None) 
         if cell is None:
             _exit(0)
         if cell.get("cpu_seconds") is not None:
-            _move_cpu_limit(int(cell["cpu_seconds"] or 0))
+            move_cpu_limit(int(cell["cpu_seconds"] or 0))
         if "inputs" in cell:
             main.__dict__["inputs"] = cell["inputs"]
         report = worker.run_code(main, cell["code"], max_bytes, cell=not one_shot)

@@ -16,31 +16,19 @@ from ..protocol import (
     RunnerSetup,
     SupervisorReport,
 )
-
-_PR_SET_PDEATHSIG = 1
-_PR_SET_DUMPABLE = 4
-_PR_SET_CHILD_SUBREAPER = 36
-
-
-def prctl(option: int, value: int) -> bool:
-    """Call prctl(2) on Linux; False elsewhere or on failure."""
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    return bool(libc.prctl(option, value, 0, 0, 0) == 0)
+from ..syscalls import (
+    PR_SET_CHILD_SUBREAPER,
+    PR_SET_DUMPABLE,
+    PR_SET_PDEATHSIG,
+    kill_quietly,
+    read_all,
+    try_prctl,
+)
 
 
 def read_json(fd: int) -> Any:
     """Read ``fd`` to its end and parse it as JSON."""
-    chunks = []
-    while True:
-        chunk = os.read(fd, 1 << 20)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return json.loads(b"".join(chunks))
+    return json.loads(read_all(fd))
 
 
 def _children(pid: int) -> list[int]:
@@ -142,13 +130,6 @@ def _summary(report: dict[str, Any]) -> IsolationSummary:
     }  # fmt: skip
 
 
-def _signal_quietly(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except OSError:
-        pass
-
-
 def _read_nonblocking(fd: int) -> bytes:
     os.set_blocking(fd, False)
     chunks = []
@@ -164,7 +145,7 @@ def _read_nonblocking(fd: int) -> bytes:
 def _start_worker(setup: RunnerSetup, control_fd: int, request_fd: int | None) -> NoReturn:
     """In the forked child of a runner without isolation: wait for the code and run it."""
     os.close(control_fd)
-    prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # the worker does not outlive its supervisor
+    try_prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the worker does not outlive its supervisor
     _serve_or_run(setup, request_fd, None)
 
 
@@ -271,9 +252,9 @@ def supervise(setup: RunnerSetup, control_fd: int, request_fd: int | None) -> No
     from . import cells, worker  # noqa: F401
 
     isolated = setup.get("isolation") is not None
-    subreaper = prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    subreaper = try_prctl(PR_SET_CHILD_SUBREAPER, 1)
     # Not dumpable: same-uid code cannot open /proc/<this pid>/fd/N to forge the report.
-    prctl(_PR_SET_DUMPABLE, 0)
+    try_prctl(PR_SET_DUMPABLE, 0)
 
     sandbox, layers_r = None, None
     if isolated:
@@ -289,7 +270,7 @@ def supervise(setup: RunnerSetup, control_fd: int, request_fd: int | None) -> No
 
     # The host asks for a stop with SIGTERM (then SIGKILLs after a grace period): pass it
     # to the worker, or to the sandbox's pid 1, which stops the code and saves its files.
-    signal.signal(signal.SIGTERM, lambda _s, _f: _signal_quietly(pid, signal.SIGTERM))
+    signal.signal(signal.SIGTERM, lambda _s, _f: kill_quietly(pid, signal.SIGTERM))
     if sandbox is not None:
         try:
             status, usage = sandbox.wait()

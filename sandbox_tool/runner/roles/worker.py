@@ -18,6 +18,8 @@ from typing import Any, NoReturn, cast
 
 from .. import guards, mplbackend
 from ..convert import convert_result, safe_repr
+from ..framing import write_all
+from ..layers.limits import apply_limits
 from ..protocol import (
     FIGURES_DIR,
     KIND_BUILTIN,
@@ -29,7 +31,6 @@ from ..protocol import (
     USER_FILENAME,
     WORKER_REPORT,
     ErrorReport,
-    Limits,
     OkReport,
     Paths,
     RunnerErrorFrame,
@@ -37,9 +38,8 @@ from ..protocol import (
     RunnerSetup,
     WorkerReport,
 )
-from .supervisor import prctl
+from ..syscalls import PR_SET_DUMPABLE, try_prctl
 
-_PR_SET_DUMPABLE = 4
 _MPL_BACKEND = "module://runner.mplbackend"
 # room for a report's repr, traceback and keys beside its result
 _REPORT_OVERHEAD = 256 << 10
@@ -48,9 +48,8 @@ _DEFAULT_REPORT_RESERVE = (1 << 20) + _REPORT_OVERHEAD
 # Bound now: the user's code may replace module attributes (json.dumps = None)
 # before the report is written.
 _dumps = json.dumps
-_os_open, _os_write, _os_close, _os_replace, _os_getpid, _os_ftruncate = (
+_os_open, _os_close, _os_replace, _os_getpid, _os_ftruncate = (
     os.open,
-    os.write,
     os.close,
     os.replace,
     os.getpid,
@@ -70,7 +69,7 @@ class _Paths:
 
 def _isolate_descriptors() -> None:
     """Give the code an empty stdin and its own process group."""
-    prctl(_PR_SET_DUMPABLE, 1)
+    try_prctl(PR_SET_DUMPABLE, 1)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
@@ -86,44 +85,6 @@ def _reseed() -> None:
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         numpy.random.seed()
-
-
-def _count_processes_of(uid: int) -> int:
-    count = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    count += len(os.listdir(f"/proc/{entry}/task"))
-            except OSError:
-                continue
-    return count
-
-
-def _apply_limits(limits: Limits) -> None:
-    import resource
-
-    def set_limit(which: int, value: int) -> None:
-        _, hard = resource.getrlimit(which)
-        if hard != resource.RLIM_INFINITY:
-            value = min(value, hard)
-        resource.setrlimit(which, (value, value if which != resource.RLIMIT_CPU else hard))
-
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if limits.get("memory_bytes"):
-        set_limit(resource.RLIMIT_AS, int(limits["memory_bytes"] or 0))
-    if limits.get("file_bytes"):
-        set_limit(resource.RLIMIT_FSIZE, int(limits["file_bytes"] or 0))
-    if limits.get("open_files"):
-        set_limit(resource.RLIMIT_NOFILE, int(limits["open_files"] or 0))
-    if limits.get("processes") and os.getuid() != 0 and sys.platform.startswith("linux"):
-        # RLIMIT_NPROC counts every task of the real uid on the machine (FIELD_NOTES 6)
-        budget = _count_processes_of(os.getuid()) + int(limits["processes"] or 0)
-        set_limit(resource.RLIMIT_NPROC, budget)
-    cpu = limits.get("cpu_seconds")
-    if cpu:
-        # soft limit: SIGXCPU kills the process; the hard limit one second later: SIGKILL
-        resource.setrlimit(resource.RLIMIT_CPU, (int(cpu), int(cpu) + 1))
 
 
 def _reserve_report(meta: str, size: int) -> None:
@@ -145,9 +106,7 @@ def write_report(meta: str, report: WorkerReport | RunnerErrorFrame) -> None:
     # into the space reserved before the code ran, then cut to size
     fd = _os_open(tmp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[_os_write(fd, view) :]
+        write_all(fd, data)
         _os_ftruncate(fd, len(data))
     finally:
         _os_close(fd)
@@ -284,7 +243,7 @@ def start_namespace(request: RunnerRequest) -> types.ModuleType:
         _set_environment(env)
     else:
         os.environ["MPLBACKEND"] = _MPL_BACKEND
-    _apply_limits(request.get("limits", {}))
+    apply_limits(request.get("limits", {}))
     rules = request["import_policy"]
     guards.install_import_guard(
         guards.ImportRules(rules["unlisted"], rules["allow"], rules["deny"])
