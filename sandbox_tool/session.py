@@ -33,7 +33,7 @@ from sandbox_tool.errors import (
 )
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
-from sandbox_tool.runner.session import encode_frame  # runner.framing after the split
+from sandbox_tool.runner.framing import encode_frame
 
 if TYPE_CHECKING:
     from sandbox_tool.engines.runner_engine import RunnerEngine

@@ -45,7 +45,7 @@ from sandbox_tool.errors import EngineUnavailable
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
 from sandbox_tool.runner import protocol
-from sandbox_tool.runner.session import encode_frame  # runner.framing after the split
+from sandbox_tool.runner.framing import encode_frame
 
 if TYPE_CHECKING:
     from typing_extensions import Self

@@ -1,5 +1,5 @@
 """Linux process isolation: a fresh sandbox per runner, built by the runner itself
-(:mod:`sandbox_tool.runner.namespaces`) before any user code runs: user, pid, net,
+(:mod:`sandbox_tool.runner.layers`) before any user code runs: user, pid, net,
 ipc, uts and mount namespaces, a private read-only root, an unprivileged uid without
 capabilities, landlock, seccomp, rlimits, a per-sandbox process cap and a size-capped
 tmpfs for the execution's files.
@@ -26,12 +26,12 @@ __all__ = ["OPTIONAL_LAYERS", "LinuxNamespaces", "run_probe"]
 
 _PROBE = (
     "import json, sys; sys.path.insert(0, sys.argv[1]); "
-    "from runner import namespaces; plan = None\n"
+    "from runner.layers.probe import probe; plan = None\n"
     "if len(sys.argv) > 2:\n"
     "    plan = {'ro_binds': ['/usr'], 'rw_binds': [], 'files': {}, 'cwd': '/',\n"
     "            'landlock': {'read_only': ['/usr']}, 'seccomp': {}}\n"
     "    for layer in sys.argv[2].split(','): plan[layer] = None\n"
-    "print(json.dumps(namespaces.probe(plan)))"
+    "print(json.dumps(probe(plan)))"
 )
 #: Layers that can be left out when the caller accepts a degraded sandbox.
 OPTIONAL_LAYERS = ("landlock", "seccomp")

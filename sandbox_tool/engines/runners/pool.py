@@ -1,6 +1,6 @@
 """The warm pool: one template process per engine, and runners forked from it ahead of time.
 
-The template (:mod:`sandbox_tool.runner.template`) imports the data-science
+The template (:mod:`sandbox_tool.runner.roles.template`) imports the data-science
 stack once. Each runner forked from it is a full runner (supervisor, worker,
 and for the process engine a fresh sandbox with its own namespaces, landlock
 ruleset, seccomp filter and rlimits): a warm runner is never weaker than a
@@ -42,7 +42,7 @@ __all__ = ["Runner", "WarmPool"]
 
 TEMPLATE_BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from runner.template import main; main(int(sys.argv[2]))"
+    "from runner.roles.template import main; main(int(sys.argv[2]))"
 )
 _READY_TIMEOUT = 120.0
 _END_SECONDS = 1.0

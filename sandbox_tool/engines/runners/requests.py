@@ -25,7 +25,7 @@ from sandbox_tool.engines.runners.frames import new_marker
 from sandbox_tool.engines.runners.workspace import Workspace
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.runner import protocol
-from sandbox_tool.runner.session import encode_frame  # runner.framing after the split
+from sandbox_tool.runner.framing import encode_frame
 
 __all__ = [
     "RUNNER_PARENT",
