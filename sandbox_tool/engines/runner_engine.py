@@ -60,7 +60,7 @@ DEFAULT_PRELOAD = ("numpy", "pandas", "matplotlib", "matplotlib.pyplot")
 _END_SECONDS = 1.0
 
 
-def start_cold(argv: list[str], setup: dict[str, Any], ws: Workspace) -> Runner:
+def start_cold(argv: list[str], setup: protocol.RunnerSetup, ws: Workspace) -> Runner:
     """A fresh runner process (``argv``: the bootstrap, to which the control fd number
     and ``framed`` are appended) with ``setup`` written first on its channel.
     Blocking: call it in a thread."""
@@ -213,7 +213,7 @@ class RunnerEngine(Engine):
             env["MPLCONFIGDIR"] = str(self._font_cache)
         return env
 
-    def _setup(self, ws: Workspace, key: Any) -> dict[str, Any]:
+    def _setup(self, ws: Workspace, key: Any) -> protocol.RunnerSetup:
         return requests.runner_setup(ws, self.isolation.setup(ws, key))
 
     # -- taking a runner ------------------------------------------------------------------

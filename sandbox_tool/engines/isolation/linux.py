@@ -21,6 +21,7 @@ from sandbox_tool.engines.runners.requests import RUNNER_PARENT
 from sandbox_tool.engines.runners.workspace import Workspace
 from sandbox_tool.errors import EngineUnavailable
 from sandbox_tool.options import ExecutionOptions
+from sandbox_tool.runner.protocol import IsolationSetup
 
 __all__ = ["OPTIONAL_LAYERS", "LinuxNamespaces", "run_probe"]
 
@@ -115,7 +116,7 @@ class LinuxNamespaces(Isolation):
         return (options.network, options.max_processes, options.max_disk_mb,
                 options.max_artifact_bytes, tuple(sorted(options.files)))  # fmt: skip
 
-    def setup(self, ws: Workspace, key: Hashable) -> dict[str, Any]:
+    def setup(self, ws: Workspace, key: Hashable) -> IsolationSetup:
         assert isinstance(key, tuple)
         network, max_processes, disk_mb, artifact_bytes, files = key
         return {

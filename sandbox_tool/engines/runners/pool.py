@@ -37,6 +37,7 @@ from sandbox_tool.engines.runners.pipes import RunnerPipes
 from sandbox_tool.engines.runners.proctree import kill_tree
 from sandbox_tool.engines.runners.workspace import Workspace
 from sandbox_tool.errors import EngineError, EngineUnavailable
+from sandbox_tool.runner.protocol import ForkMessage, RunnerSetup
 
 __all__ = ["Runner", "WarmPool"]
 
@@ -104,7 +105,7 @@ class WarmPool:
         env: dict[str, str],
         preload: list[str],
         make_workspace: Callable[[], Workspace],
-        make_setup: Callable[[Workspace, Any], dict[str, Any]],
+        make_setup: Callable[[Workspace, Any], RunnerSetup],
         default_key: Any,
         size: int = 2,
     ) -> None:
@@ -222,7 +223,8 @@ class WarmPool:
         try:
             setup = self.make_setup(ws, key)
             assert self._sock is not None
-            socket.send_fds(self._sock, [json.dumps({"setup": setup}).encode()],
+            message: ForkMessage = {"setup": setup}
+            socket.send_fds(self._sock, [json.dumps(message).encode()],
                             list(pipes.runner_ends()))  # fmt: skip
             answer = json.loads(self._sock.recv(1 << 16) or b"{}")
             if "pid" not in answer:
