@@ -46,11 +46,10 @@ from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
 from sandbox_tool.runner import protocol
 from sandbox_tool.runner.framing import encode_frame
+from sandbox_tool.session import Session
 
 if TYPE_CHECKING:
     from typing_extensions import Self
-
-    from sandbox_tool.session import Session
 
 __all__ = ["DEFAULT_PRELOAD", "RunnerEngine", "start_cold"]
 
@@ -296,8 +295,6 @@ class RunnerEngine(Engine):
 
     async def open_session(self, options: ExecutionOptions, idle_timeout: float) -> Session:
         """A session: one sandboxed interpreter for many cells (see :mod:`sandbox_tool.session`)."""
-        from sandbox_tool.session import Session
-
         await self.start()
         runner, warm = await self._take(options)
         session = Session(self, runner, warm, options, idle_timeout)
