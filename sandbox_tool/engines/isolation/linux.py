@@ -128,7 +128,5 @@ class LinuxNamespaces(Isolation):
             "scratch_mb": int(disk_mb),
             "ro_files": [str(ws.work / name) for name in files],
             # the code's files, plus the runner's report and figures
-            "copy_out_max_bytes": Budgets.of(
-                ExecutionOptions(max_artifact_bytes=int(artifact_bytes))
-            ).copy_out_bytes,
+            "copy_out_max_bytes": Budgets.copy_out_for(int(artifact_bytes)),
         }
