@@ -45,7 +45,7 @@ from sandbox_tool.errors import EngineUnavailable
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
 from sandbox_tool.runner import protocol
-from sandbox_tool.runner.framing import encode_frame
+from sandbox_tool.runner.framing import encode_frame, write_all
 from sandbox_tool.session import Session
 
 if TYPE_CHECKING:
@@ -77,9 +77,7 @@ def start_cold(argv: list[str], setup: protocol.RunnerSetup, ws: Workspace) -> R
     pipes.close_runner_ends()
     runner = Runner(process.pid, pipes, ws, None, process)
     try:
-        data = encode_frame(setup)
-        while data:
-            data = data[os.write(pipes.request_w, data) :]
+        write_all(pipes.request_w, encode_frame(setup))
     except BrokenPipeError:
         pass  # it died at once: its supervisor's report says why
     except BaseException:
