@@ -37,7 +37,7 @@ from sandbox_tool.runner.framing import encode_frame
 
 if TYPE_CHECKING:
     from sandbox_tool.engines.isolation.base import Isolation
-    from sandbox_tool.engines.runners.pool import Runner
+    from sandbox_tool.engines.runners.runner import Runner
 
 __all__ = ["Session", "SessionHost"]
 

@@ -38,8 +38,10 @@ from sandbox_tool.engines.runners.answers import AnswerContext, Fallback, to_res
 from sandbox_tool.engines.runners.driver import Exchange, RunnerChannel
 from sandbox_tool.engines.runners.gate import Gate
 from sandbox_tool.engines.runners.pipes import RunnerPipes
-from sandbox_tool.engines.runners.pool import TEMPLATE_BOOTSTRAP, Runner, WarmPool
+from sandbox_tool.engines.runners.pool import WarmPool
 from sandbox_tool.engines.runners.proctree import kill_tree
+from sandbox_tool.engines.runners.runner import Runner
+from sandbox_tool.engines.runners.template import TEMPLATE_BOOTSTRAP
 from sandbox_tool.engines.runners.workspace import Workspace, remove_stale
 from sandbox_tool.errors import EngineUnavailable
 from sandbox_tool.options import ExecutionOptions
