@@ -99,3 +99,66 @@ def _cycle_from(start: str) -> list[str] | None:
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_no_import_cycle(name: str) -> None:
     assert _cycle_from(name) is None, " -> ".join(_cycle_from(name) or [])
+
+
+# -- the host side: the whole package -------------------------------------------------
+
+PACKAGE = RUNNER.parent
+HOST_MODULES = {
+    ".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__"): p
+    for p in sorted(PACKAGE.rglob("*.py"))
+    if RUNNER not in p.parents
+}
+
+
+def _host_imports(path: Path) -> set[str]:
+    """The package's modules that ``path`` imports outside function bodies (imports
+    under ``if TYPE_CHECKING:`` count: they too tie the modules' layering)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    lazy = _in_functions(tree)
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in lazy:
+            continue
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        found.update(n for n in names if n in HOST_MODULES)
+    return found
+
+
+HOST_GRAPH = {name: _host_imports(path) for name, path in HOST_MODULES.items()}
+
+
+def _host_cycle_from(start: str) -> list[str] | None:
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    seen: set[str] = set()
+    while stack:
+        name, path = stack.pop()
+        # a package's __init__ is not an edge back: importing a submodule runs it first,
+        # but what it re-exports is the submodules' own business
+        for dep in sorted(d for d in HOST_GRAPH.get(name, set()) if HOST_MODULES[d].name
+                          != "__init__.py" or d == start):  # fmt: skip
+            if dep == start:
+                return [*path, start]
+            if dep not in seen:
+                seen.add(dep)
+                stack.append((dep, [*path, dep]))
+    return None
+
+
+def test_the_host_layout_is_found() -> None:
+    assert "sandbox_tool.engines.runners.driver" in HOST_GRAPH["sandbox_tool.engines.runner_engine"]
+
+
+@pytest.mark.parametrize("name", sorted(HOST_MODULES))
+def test_host_module_is_small(name: str) -> None:
+    lines = len(HOST_MODULES[name].read_text(encoding="utf-8").splitlines())
+    assert lines <= MAX_LINES, f"{name} has {lines} lines: split it by what it holds"
+
+
+@pytest.mark.parametrize("name", sorted(HOST_MODULES))
+def test_no_host_import_cycle(name: str) -> None:
+    assert _host_cycle_from(name) is None, " -> ".join(_host_cycle_from(name) or [])
