@@ -120,6 +120,9 @@ class Limits(TypedDict):
     processes: int | None
     """``RLIMIT_NPROC`` on top of the uid's current count (None in a sandbox, whose own
     cap is :attr:`IsolationSetup.nproc`)."""
+    pending_signals: int | None
+    """``RLIMIT_SIGPENDING``: queued signals are counted per user up the user namespaces,
+    so to the host's user too; a sandbox that queued its fill would take the host's."""
 
 
 class ImportPolicySpec(TypedDict):
