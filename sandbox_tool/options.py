@@ -14,9 +14,35 @@ __all__ = ["ExecutionOptions", "coerce_options"]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Variables the engines set themselves; a caller may not override them.
-_RESERVED_ENV = frozenset(
-    {"PATH", "HOME", "TMPDIR", "MPLBACKEND", "MPLCONFIGDIR", "PYTHONHOME", "PYTHONPATH"}
-)
+_ENGINE_ENV = frozenset(
+    {
+        "PATH", "HOME", "TMPDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "MPLBACKEND",
+        "MPLCONFIGDIR", "LANG", "LC_ALL", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+    }
+)  # fmt: skip
+# Read when a process starts. A cold runner is started on the host, as the caller, before
+# its sandbox exists: a library in LD_PRELOAD or a module in PYTHONPATH would run there.
+_LOADER_ENV = ("LD_", "GLIBC_TUNABLES")
+_INTERPRETER_ENV = "PYTHON"
+
+
+def reserved_env_reason(name: str) -> str | None:
+    """Why the caller may not set the environment variable ``name`` (None: it may)."""
+    if name in _ENGINE_ENV:
+        return f"{name} is set by the engine for the runner and cannot be overridden"
+    if name.startswith(_LOADER_ENV):
+        return (
+            f"{name} is read by the dynamic loader when the runner starts, on the host "
+            "before its sandbox exists, so it is refused"
+        )
+    if name.startswith(_INTERPRETER_ENV):
+        return (
+            f"{name} is read by the interpreter when the runner starts (on the host, "
+            "before its sandbox exists) and would change the runner, not the code, so it "
+            "is refused; set it from the code (os.environ) if a library reads it later"
+        )
+    return None
 
 
 class ExecutionOptions(BaseModel):
@@ -42,7 +68,10 @@ class ExecutionOptions(BaseModel):
     builtins_policy: BuiltinsPolicy = Field(default_factory=BuiltinsPolicy)
     """Which builtins the user's code may call (policy, not a security boundary)."""
     env_vars: dict[str, str] = Field(default_factory=dict)
-    """Environment variables given to the code. Nothing else from the host is passed."""
+    """Environment variables given to the code. Nothing else from the host is passed.
+    Refused: what the engine sets itself (``HOME``, ``TMPDIR``, ``MPLCONFIGDIR``, the BLAS
+    thread counts...), and what the loader or interpreter read at start-up (``LD_*``,
+    ``GLIBC_TUNABLES``, ``PYTHON*``)."""
     max_output_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024**3)
     """stdout and stderr together; past it the code is stopped with ``OutputLimitExceeded``.
     Also the largest JSON ``result`` kept (a larger one comes back as a shortened repr)."""
@@ -69,8 +98,9 @@ class ExecutionOptions(BaseModel):
         for key, val in value.items():
             if not _ENV_NAME.match(key):
                 raise ValueError(f"{key!r} is not a valid environment variable name")
-            if key in _RESERVED_ENV:
-                raise ValueError(f"{key} is set by the engine and cannot be overridden")
+            reason = reserved_env_reason(key)
+            if reason is not None:
+                raise ValueError(reason)
             if "\0" in val:
                 raise ValueError(f"the value of {key} contains a NUL byte")
         return value
