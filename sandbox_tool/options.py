@@ -72,6 +72,13 @@ class ExecutionOptions(BaseModel):
     Refused: what the engine sets itself (``HOME``, ``TMPDIR``, ``MPLCONFIGDIR``, the BLAS
     thread counts...), and what the loader or interpreter read at start-up (``LD_*``,
     ``GLIBC_TUNABLES``, ``PYTHON*``)."""
+    max_code_bytes: int = Field(default=1024 * 1024, ge=1, le=16 * 1024 * 1024)
+    """Largest code accepted, in bytes of UTF-8 (1 MiB: a hundred times a long analysis
+    script; data belongs in ``inputs`` or ``files``)."""
+    max_input_bytes: int = Field(default=64 * 1024 * 1024, ge=0, le=128 * 1024 * 1024)
+    """Largest ``inputs`` accepted, in bytes of JSON (64 MiB: a table of about a million
+    cells; larger data is better passed as ``files``). ``inputs`` may also be nested at
+    most ``sandbox_tool.inputs.MAX_INPUT_DEPTH`` (100) levels deep."""
     max_output_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024**3)
     """stdout and stderr together; past it the code is stopped with ``OutputLimitExceeded``.
     Also the largest JSON ``result`` kept (a larger one comes back as a shortened repr)."""

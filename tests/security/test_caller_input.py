@@ -7,10 +7,12 @@ sandbox exists: a library in ``LD_PRELOAD`` would run there with the caller's ri
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,3 +59,26 @@ def test_ld_preload_is_refused_before_anything_starts(
     assert not mark.exists(), "the LD_PRELOAD library was loaded"
     # nothing was lost: the next execution works
     assert side.sandbox.execute_sync("result = 1", None, ExecutionOptions()).result == 1
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_session_refuses_oversized_cells_and_keeps_its_state(side: Side) -> None:
+    """The audit's inputs nested 100,000 deep leaked RecursionError; 50 MB code got the
+    misleading exit-70 error. Both are refused by the session as by execute()."""
+
+    async def run() -> None:
+        async with side.sandbox.session(ExecutionOptions(timeout=20)) as session:
+            await session.execute("x = 41")
+            with pytest.raises(UsageError, match="nested"):
+                await session.execute("y = 1", _nested(100_000))
+            with pytest.raises(UsageError, match="max_code_bytes"):
+                await session.execute("#" * (50 << 20))
+            assert (await session.execute("x + 1")).result == 42
+
+    asyncio.run(run())
