@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sandbox_tool.policies import BuiltinsPolicy, ImportPolicy
 
 __all__ = ["ExecutionOptions", "coerce_options"]
 
+# kernel file systems: files there show the host's live state, not data
+_KERNEL_DIRS = ("/proc", "/sys", "/dev")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Variables the engines set themselves; a caller may not override them.
 _ENGINE_ENV = frozenset(
@@ -97,7 +107,14 @@ class ExecutionOptions(BaseModel):
     "off" and reports so."""
     files: dict[str, Path] = Field(default_factory=dict)
     """Host files exposed read-only to the code, in its working directory under the key's
-    name: ``{"sales.csv": Path("/data/sales-2024.csv")}``."""
+    name: ``{"sales.csv": Path("/data/sales-2024.csv")}``. A copy, made when the execution
+    starts, with the caller's rights: symlinks are followed, so what a path names is the
+    caller's choice. Only regular files; none under /proc, /sys or /dev unless
+    ``allow_special_files``."""
+    allow_special_files: bool = False
+    """Let ``files`` name files under /proc, /sys and /dev (after symlinks are resolved).
+    Off by default: they hold the host's live state (``/proc/self/environ`` is the
+    caller's own environment, with its secrets)."""
 
     @field_validator("env_vars")
     @classmethod
@@ -119,8 +136,25 @@ class ExecutionOptions(BaseModel):
             if not name or "/" in name or "\\" in name or name in {".", ".."} or "\0" in name:
                 raise ValueError(f"{name!r} is not a plain file name (no directories)")
             if not path.is_file():
-                raise ValueError(f"{path} (exposed as {name!r}) is not a readable file")
+                what = "not a regular file" if path.exists() else "not a readable file"
+                raise ValueError(f"{path} (exposed as {name!r}) is {what}")
         return value
+
+    @model_validator(mode="after")
+    def _check_special_files(self) -> ExecutionOptions:
+        if self.allow_special_files:
+            return self
+        for name, path in self.files.items():
+            real = os.path.realpath(path)
+            top = next((d for d in _KERNEL_DIRS if real == d or real.startswith(d + "/")), None)
+            if top is not None:
+                via = "" if real == str(path) else f" (through symlinks, {real})"
+                raise ValueError(
+                    f"files: {path}{via}, exposed as {name!r}, is under {top}, which holds "
+                    "the host's live state; copy what the code needs into a regular file, "
+                    "or set ExecutionOptions.allow_special_files=True"
+                )
+        return self
 
     @property
     def cpu_limit_seconds(self) -> int:

@@ -82,3 +82,16 @@ def test_session_refuses_oversized_cells_and_keeps_its_state(side: Side) -> None
             assert (await session.execute("x + 1")).result == 42
 
     asyncio.run(run())
+
+
+def test_files_refuse_the_hosts_proc_by_default(side: Side, host_secret: str) -> None:
+    """The audit exposed /proc/self/environ (the caller's environment, its secrets) as a
+    file. A caller may still choose to, with allow_special_files."""
+    options = {"files": {"env.txt": Path("/proc/self/environ")}, "timeout": 20}
+    code = "result = open('env.txt', 'rb').read().decode(errors='replace')"
+    with pytest.raises(UsageError, match="allow_special_files") as info:
+        side.sandbox.execute_sync(code, None, options)
+    assert host_secret not in str(info.value)
+    chosen = side.sandbox.execute_sync(code, None, {**options, "allow_special_files": True})
+    # the caller's explicit choice, as documented: the copy is made by this process
+    assert chosen.result == Path("/proc/self/environ").read_bytes().decode(errors="replace")

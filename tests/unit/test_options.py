@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +163,44 @@ def test_reserved_env_vars_are_refused_naming_variable_and_reason(name: str, why
 @pytest.mark.parametrize("name", ["MY_LD_FLAG", "LANGUAGE_HINT", "API_TOKEN", "TZ"])
 def test_ordinary_env_vars_are_accepted(name: str) -> None:
     assert ExecutionOptions(env_vars={name: "x"}).env_vars == {name: "x"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(Path("/proc/self/environ"), id="proc-environ"),
+        pytest.param(Path("/proc/cmdline"), id="proc-cmdline"),
+        pytest.param(Path("/sys/kernel/mm/transparent_hugepage/enabled"), id="sys"),
+    ],
+)
+def test_files_under_kernel_dirs_are_refused_naming_the_remedy(path: Path) -> None:
+    if not path.is_file():
+        pytest.skip(f"{path} does not exist here")
+    with pytest.raises(ValidationError, match="allow_special_files"):
+        ExecutionOptions(files={"x.txt": path})
+    assert ExecutionOptions(files={"x.txt": path}, allow_special_files=True).files
+
+
+def test_a_symlink_into_proc_is_refused(tmp_path: Path) -> None:
+    link = tmp_path / "innocent.csv"
+    link.symlink_to("/proc/self/environ")
+    with pytest.raises(ValidationError, match="through symlinks, /proc/"):
+        ExecutionOptions(files={"data.csv": link})
+
+
+def test_special_files_are_refused(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(ValidationError, match="not a regular file"):
+        ExecutionOptions(files={"data.csv": fifo}, allow_special_files=True)
+    with pytest.raises(ValidationError, match="not a regular file"):
+        ExecutionOptions(files={"data.csv": Path("/dev/null")}, allow_special_files=True)
+
+
+def test_regular_files_and_symlinks_to_them_are_accepted(tmp_path: Path) -> None:
+    data = tmp_path / "sales.csv"
+    data.write_text("a,b\n1,2\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(data)
+    opts = ExecutionOptions(files={"sales.csv": data, "link.csv": link})
+    assert set(opts.files) == {"sales.csv", "link.csv"}
