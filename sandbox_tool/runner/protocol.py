@@ -200,7 +200,7 @@ class IsolationSummary(TypedDict):
     mode: str | None
     """``"root"`` or ``"userns"``: how the namespaces were made."""
     namespaces: dict[str, bool] | None
-    """Which namespaces are private (user, pid, mount, ipc, uts, net)."""
+    """Which namespaces are private (user, pid, mount, ipc, uts, cgroup, net)."""
     uid: int | None
     """The worker's uid inside the sandbox."""
     host_uid: int | None
