@@ -242,7 +242,7 @@ def test_posix_shared_memory_has_no_tmpfs(side: Side) -> None:
             pytest.skip("this host has no /dev/shm")
         assert report["value"] == {"dev_shm": True, "created": True}
         return
-    assert_refused(report, {"ENOENT", "EACCES", "EPERM"}, stages={"shm_open"})
+    assert_refused(report, {"ENOENT"}, stages={"shm_open"})  # no /dev/shm at all
 
 
 # -- POSIX message queues and keyrings ------------------------------------------------------
