@@ -63,6 +63,8 @@ def safe_repr(obj: Any, limit: int = REPR_CHARS) -> str:
         text = repr(obj)
     except BaseException as exc:  # noqa: BLE001 - a hostile __repr__ must not break reporting
         text = f"<{_qualname(obj)} object (repr failed: {_why(exc)})>"
+    if type(text) is not str:  # a str subclass may override len() and slicing
+        text = str.__str__(text)
     if len(text) > limit:
         half = limit // 2
         text = f"{text[:half]}\n[... {len(text) - limit} characters cut ...]\n{text[-half:]}"
@@ -137,7 +139,7 @@ def _too_big(obj: Any, max_bytes: int) -> bool:
     if top not in {"numpy", "pandas"}:
         return False
     size = getattr(obj, "size", None)
-    return top in {"numpy", "pandas"} and isinstance(size, int) and size * 2 > max_bytes
+    return isinstance(size, int) and size * 2 > max_bytes
 
 
 def convert_result(obj: Any, max_bytes: int) -> dict[str, Any]:
