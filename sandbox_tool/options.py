@@ -2,21 +2,57 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sandbox_tool.policies import BuiltinsPolicy, ImportPolicy
 
 __all__ = ["ExecutionOptions", "coerce_options"]
 
+# kernel file systems: files there show the host's live state, not data
+_KERNEL_DIRS = ("/proc", "/sys", "/dev")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Variables the engines set themselves; a caller may not override them.
-_RESERVED_ENV = frozenset(
-    {"PATH", "HOME", "TMPDIR", "MPLBACKEND", "MPLCONFIGDIR", "PYTHONHOME", "PYTHONPATH"}
-)
+_ENGINE_ENV = frozenset(
+    {
+        "PATH", "HOME", "TMPDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "MPLBACKEND",
+        "MPLCONFIGDIR", "LANG", "LC_ALL", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+    }
+)  # fmt: skip
+# Read when a process starts. A cold runner is started on the host, as the caller, before
+# its sandbox exists: a library in LD_PRELOAD or a module in PYTHONPATH would run there.
+_LOADER_ENV = ("LD_", "GLIBC_TUNABLES")
+_INTERPRETER_ENV = "PYTHON"
+
+
+def reserved_env_reason(name: str) -> str | None:
+    """Why the caller may not set the environment variable ``name`` (None: it may)."""
+    if name in _ENGINE_ENV:
+        return f"{name} is set by the engine for the runner and cannot be overridden"
+    if name.startswith(_LOADER_ENV):
+        return (
+            f"{name} is read by the dynamic loader when the runner starts, on the host "
+            "before its sandbox exists, so it is refused"
+        )
+    if name.startswith(_INTERPRETER_ENV):
+        return (
+            f"{name} is read by the interpreter when the runner starts (on the host, "
+            "before its sandbox exists) and would change the runner, not the code, so it "
+            "is refused; set it from the code (os.environ) if a library reads it later"
+        )
+    return None
 
 
 class ExecutionOptions(BaseModel):
@@ -42,7 +78,17 @@ class ExecutionOptions(BaseModel):
     builtins_policy: BuiltinsPolicy = Field(default_factory=BuiltinsPolicy)
     """Which builtins the user's code may call (policy, not a security boundary)."""
     env_vars: dict[str, str] = Field(default_factory=dict)
-    """Environment variables given to the code. Nothing else from the host is passed."""
+    """Environment variables given to the code. Nothing else from the host is passed.
+    Refused: what the engine sets itself (``HOME``, ``TMPDIR``, ``MPLCONFIGDIR``, the BLAS
+    thread counts...), and what the loader or interpreter read at start-up (``LD_*``,
+    ``GLIBC_TUNABLES``, ``PYTHON*``)."""
+    max_code_bytes: int = Field(default=1024 * 1024, ge=1, le=16 * 1024 * 1024)
+    """Largest code accepted, in bytes of UTF-8 (1 MiB: a hundred times a long analysis
+    script; data belongs in ``inputs`` or ``files``)."""
+    max_input_bytes: int = Field(default=64 * 1024 * 1024, ge=0, le=128 * 1024 * 1024)
+    """Largest ``inputs`` accepted, in bytes of JSON (64 MiB: a table of about a million
+    cells; larger data is better passed as ``files``). ``inputs`` may also be nested at
+    most ``sandbox_tool.inputs.MAX_INPUT_DEPTH`` (100) levels deep."""
     max_output_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024**3)
     """stdout and stderr together; past it the code is stopped with ``OutputLimitExceeded``.
     Also the largest JSON ``result`` kept (a larger one comes back as a shortened repr)."""
@@ -61,7 +107,14 @@ class ExecutionOptions(BaseModel):
     "off" and reports so."""
     files: dict[str, Path] = Field(default_factory=dict)
     """Host files exposed read-only to the code, in its working directory under the key's
-    name: ``{"sales.csv": Path("/data/sales-2024.csv")}``."""
+    name: ``{"sales.csv": Path("/data/sales-2024.csv")}``. A copy, made when the execution
+    starts, with the caller's rights: symlinks are followed, so what a path names is the
+    caller's choice. Only regular files; none under /proc, /sys or /dev unless
+    ``allow_special_files``."""
+    allow_special_files: bool = False
+    """Let ``files`` name files under /proc, /sys and /dev (after symlinks are resolved).
+    Off by default: they hold the host's live state (``/proc/self/environ`` is the
+    caller's own environment, with its secrets)."""
 
     @field_validator("env_vars")
     @classmethod
@@ -69,8 +122,9 @@ class ExecutionOptions(BaseModel):
         for key, val in value.items():
             if not _ENV_NAME.match(key):
                 raise ValueError(f"{key!r} is not a valid environment variable name")
-            if key in _RESERVED_ENV:
-                raise ValueError(f"{key} is set by the engine and cannot be overridden")
+            reason = reserved_env_reason(key)
+            if reason is not None:
+                raise ValueError(reason)
             if "\0" in val:
                 raise ValueError(f"the value of {key} contains a NUL byte")
         return value
@@ -82,8 +136,25 @@ class ExecutionOptions(BaseModel):
             if not name or "/" in name or "\\" in name or name in {".", ".."} or "\0" in name:
                 raise ValueError(f"{name!r} is not a plain file name (no directories)")
             if not path.is_file():
-                raise ValueError(f"{path} (exposed as {name!r}) is not a readable file")
+                what = "not a regular file" if path.exists() else "not a readable file"
+                raise ValueError(f"{path} (exposed as {name!r}) is {what}")
         return value
+
+    @model_validator(mode="after")
+    def _check_special_files(self) -> ExecutionOptions:
+        if self.allow_special_files:
+            return self
+        for name, path in self.files.items():
+            real = os.path.realpath(path)
+            top = next((d for d in _KERNEL_DIRS if real == d or real.startswith(d + "/")), None)
+            if top is not None:
+                via = "" if real == str(path) else f" (through symlinks, {real})"
+                raise ValueError(
+                    f"files: {path}{via}, exposed as {name!r}, is under {top}, which holds "
+                    "the host's live state; copy what the code needs into a regular file, "
+                    "or set ExecutionOptions.allow_special_files=True"
+                )
+        return self
 
     @property
     def cpu_limit_seconds(self) -> int:

@@ -3,12 +3,13 @@
 Security level 7. Every execution gets a fresh sandbox built by the runner
 (:mod:`sandbox_tool.runner.layers`) before any user code runs:
 
-- **namespaces**: user, pid, net, ipc, uts and mount. The code sees only its
-  own processes, has no network but its own loopback, and cannot signal,
-  ptrace or read the environment of anything on the host. Its pid 1 reaps and,
-  when the code ends, kills everything left in the namespace.
+- **namespaces**: user, pid, net, ipc, uts, cgroup and mount. The code sees
+  only its own processes, has no network but its own loopback, and cannot
+  signal, ptrace or read the environment of anything on the host. Its pid 1
+  reaps and, when the code ends, kills everything left in the namespace.
 - **a private root**: an empty tmpfs holding read-only binds of the
-  interpreter, its venv, ``/usr`` and the few ``/etc`` files Python needs, and
+  interpreter, its venv, ``/usr`` and the few ``/etc`` files Python needs (its
+  own ``/etc/hosts``; ``/proc/cmdline`` reads empty; no ``/dev/shm``), and
   the execution's work, temp and private dirs in a tmpfs of ``max_disk_mb``
   (their files are copied in, and copied back out when the code is done);
   nothing else of the host (not ``$HOME``, not the project, not other users'
@@ -19,13 +20,17 @@ Security level 7. Every execution gets a fresh sandbox built by the runner
 - **landlock**: read-only access to the bound system paths, read-write access
   to the execution's dirs only, no ``execve``, TCP bind and connect denied,
   signals and abstract unix sockets scoped, as far as the running ABI knows.
-- **seccomp**: ptrace, process_vm_*, mount and friends, bpf, keyctl,
-  perf_event_open, module loading, kexec, io_uring, userfaultfd, memfd_create,
-  new namespaces and every socket family but ``AF_UNIX`` are refused
-  (``clone3`` answers ENOSYS so glibc falls back to ``clone``).
-- **limits**: the native engine's rlimits, plus a process/thread cap that
-  counts only this sandbox's tasks (for root and non-root callers alike), and
-  the host-side wall-clock kill of the whole sandbox and output cap.
+- **seccomp**: ptrace, process_vm_*, mount and friends, bpf, keyrings
+  (keyctl, add_key, request_key), perf_event_open, module loading, kexec,
+  io_uring, userfaultfd, memfd_create, SysV IPC (shm*, sem*, msg*), inotify,
+  fanotify, POSIX message queues, new namespaces and every socket family but
+  ``AF_UNIX`` are refused with EPERM (``clone3`` answers ENOSYS so glibc falls
+  back to ``clone``).
+- **limits**: the native engine's rlimits (``RLIMIT_SIGPENDING`` among them:
+  queued signals are counted per user up the user namespaces, so to the
+  host's user), plus a process/thread cap that counts only this sandbox's
+  tasks (for root and non-root callers alike), and the host-side wall-clock
+  kill of the whole sandbox and output cap.
 
 What it does not stop: kernel bugs (it shares the host kernel; a VM or
 gVisor engine is the stronger choice), reading the world-readable system

@@ -120,6 +120,9 @@ class Limits(TypedDict):
     processes: int | None
     """``RLIMIT_NPROC`` on top of the uid's current count (None in a sandbox, whose own
     cap is :attr:`IsolationSetup.nproc`)."""
+    pending_signals: int | None
+    """``RLIMIT_SIGPENDING``: queued signals are counted per user up the user namespaces,
+    so to the host's user too; a sandbox that queued its fill would take the host's."""
 
 
 class ImportPolicySpec(TypedDict):
@@ -197,7 +200,7 @@ class IsolationSummary(TypedDict):
     mode: str | None
     """``"root"`` or ``"userns"``: how the namespaces were made."""
     namespaces: dict[str, bool] | None
-    """Which namespaces are private (user, pid, mount, ipc, uts, net)."""
+    """Which namespaces are private (user, pid, mount, ipc, uts, cgroup, net)."""
     uid: int | None
     """The worker's uid inside the sandbox."""
     host_uid: int | None

@@ -51,7 +51,7 @@ def host_sleeper() -> Iterator[int]:
 def test_probe_reports_every_layer() -> None:
     report = PROBE["report"]
     assert report["namespaces"] == dict.fromkeys(
-        ("user", "pid", "mount", "ipc", "uts", "net"), True
+        ("user", "pid", "mount", "ipc", "uts", "cgroup", "net"), True
     )
     assert report["mode"] == ("root" if IS_ROOT else "userns")
     assert report["landlock"]["applied"] and report["seccomp"]["applied"]

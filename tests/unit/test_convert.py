@@ -62,3 +62,95 @@ def test_convert_result_flags_truncation() -> None:
     out = convert_result(list(range(10_000)), max_bytes=1000)
     assert out["result_truncated"] and isinstance(out["result"], str)
     assert out["result_type"] == "list"
+
+
+# -- hostile and awkward results (issue 14, item 9): converting never raises -------------
+
+
+class _ModuleNotStr:
+    pass
+
+
+_ModuleNotStr.__module__ = 5  # type: ignore[assignment]
+
+
+class _ClassRaises:
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:  # the hostile part
+        raise RuntimeError("no class for you")
+
+
+class _ReprRaises:
+    def __repr__(self) -> str:
+        raise ValueError("no repr")
+
+
+class _ReprNotStr:
+    def __repr__(self) -> Any:
+        return 12345
+
+
+class _LyingLen(list):  # type: ignore[type-arg]
+    def __len__(self) -> int:
+        raise RuntimeError("len lies")
+
+
+class _ItemsRaise(dict):  # type: ignore[type-arg]
+    def items(self) -> Any:
+        raise RuntimeError("items broken")
+
+
+class _GetattrRaises:
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"no {name}")
+
+
+def _nested(depth: int) -> list[Any]:
+    top: list[Any] = []
+    inner = top
+    for _ in range(depth):
+        inner.append([])
+        inner = inner[0]
+    return top
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        pytest.param(10**5000, "integer string conversion", id="int-too-large-for-str"),
+        pytest.param([10**5000], "integer string conversion", id="big-int-inside-a-list"),
+        pytest.param({"k": 10**5000}, "integer string conversion", id="big-int-in-a-dict"),
+        pytest.param(_ModuleNotStr(), "_ModuleNotStr", id="module-not-a-str"),
+        pytest.param(_ClassRaises(), "_ClassRaises", id="class-property-raises"),
+        pytest.param(_ReprRaises(), "no repr", id="repr-raises"),
+        pytest.param(_ReprNotStr(), "TypeError", id="repr-returns-an-int"),
+        pytest.param(_LyingLen([1, 2]), "_LyingLen", id="len-raises"),
+        pytest.param(_ItemsRaise(a=1), "{'a': 1}", id="dict-items-raise-gives-the-repr"),
+        pytest.param(_GetattrRaises(), "_GetattrRaises", id="getattr-raises"),
+        pytest.param(_nested(100_000), "[[[", id="nested-100000-deep"),
+    ],
+)
+def test_hostile_results_convert_without_raising(value: Any, says: str) -> None:
+    out = convert_result(value, max_bytes=1 << 20)
+    json.dumps(out, allow_nan=False)  # the report must be writable as JSON
+    assert set(out) == {"result", "result_repr", "result_type", "result_truncated"}
+    assert isinstance(out["result_repr"], str) and isinstance(out["result_type"], str)
+    assert says in json.dumps(out)
+
+
+def test_big_int_says_how_to_get_it() -> None:
+    out = convert_result(10**5000, max_bytes=1 << 20)
+    assert "sys.set_int_max_str_digits" in out["result_repr"]
+    assert out["result_type"] == "int"
+
+
+def test_big_int_under_a_raised_digit_limit_converts() -> None:
+    import sys
+
+    old = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(10_000)
+    try:
+        out = convert_result(10**5000, max_bytes=1 << 20)
+    finally:
+        sys.set_int_max_str_digits(old)
+    assert out["result"] == 10**5000 and not out["result_truncated"]

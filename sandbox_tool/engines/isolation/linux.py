@@ -1,6 +1,6 @@
 """Linux process isolation: a fresh sandbox per runner, built by the runner itself
 (:mod:`sandbox_tool.runner.layers`) before any user code runs: user, pid, net,
-ipc, uts and mount namespaces, a private read-only root, an unprivileged uid without
+ipc, uts, cgroup and mount namespaces, a private read-only root, an unprivileged uid without
 capabilities, landlock, seccomp, rlimits, a per-sandbox process cap and a size-capped
 tmpfs for the execution's files.
 

@@ -44,6 +44,8 @@ RUNNER_PARENT = str(Path(__file__).resolve().parents[2])
 # Host variables that are hardware knobs, not secrets: old OpenBLAS builds
 # crash or compute wrong results on some CPUs without them.
 _PASSTHROUGH = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+#: ``RLIMIT_SIGPENDING`` of the code: signals it may have queued and not yet handled.
+PENDING_SIGNALS = 256
 
 
 def base_env() -> dict[str, str]:
@@ -110,6 +112,7 @@ def execution_request(
             "file_bytes": options.max_file_mb * 1024 * 1024,
             "open_files": 1024,
             "processes": None if sandbox_caps_processes else options.max_processes,
+            "pending_signals": PENDING_SIGNALS,
         },
         "import_policy": {
             "unlisted": options.import_policy.unlisted,

@@ -51,6 +51,8 @@ def apply_limits(limits: Limits) -> None:
         # RLIMIT_NPROC counts every task of the real uid on the machine (FIELD_NOTES 6)
         budget = _count_processes_of(os.getuid()) + int(limits["processes"] or 0)
         set_limit(resource.RLIMIT_NPROC, budget)
+    if limits.get("pending_signals"):
+        set_limit(resource.RLIMIT_SIGPENDING, int(limits["pending_signals"] or 0))
     cpu = limits.get("cpu_seconds")
     if cpu:
         # soft limit: SIGXCPU kills the process; the hard limit one second later: SIGKILL

@@ -87,6 +87,7 @@ __all__ = [
 ]
 
 CLONE_NEWUTS = 0x04000000
+CLONE_NEWCGROUP = 0x02000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
@@ -351,16 +352,18 @@ def _reap(
 def _sandbox(
     p: Plan, ready_w: int, go_r: int, mounts: dict[str, Any], started: float, fork_ms: float
 ) -> dict[str, Any]:
-    """U: own user, net, ipc and uts namespaces; drop everything; apply the policies."""
+    """U: own user, net, ipc, uts and cgroup namespaces; drop everything; apply the policies."""
     timings: dict[str, float] = {"fork_sandbox": fork_ms}
     # P is not dumpable and U inherited that: make U's /proc files writable by P
     # again for the id maps (FIELD_NOTES 7). The uid change resets it in root mode.
     set_dumpable(True)
-    flags = CLONE_NEWUSER | CLONE_NEWIPC | CLONE_NEWUTS | (0 if p.network else CLONE_NEWNET)
+    flags = CLONE_NEWUSER | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
+    flags |= 0 if p.network else CLONE_NEWNET
     with timed(timings, "unshare_inner"):
         unshare(
             flags,
-            "CLONE_NEWUSER|CLONE_NEWIPC|CLONE_NEWUTS" + ("" if p.network else "|CLONE_NEWNET"),
+            "CLONE_NEWUSER|CLONE_NEWIPC|CLONE_NEWUTS|CLONE_NEWCGROUP"
+            + ("" if p.network else "|CLONE_NEWNET"),
         )
     write_all(ready_w, b"u")
     os.close(ready_w)
@@ -406,6 +409,7 @@ def _sandbox(
             "mount": True,
             "ipc": True,
             "uts": True,
+            "cgroup": True,
             "net": not p.network,
         },
         "uid": os.getuid(),

@@ -64,6 +64,8 @@ ROOT_MODE_HOST_ID = 2_000_000_000
 
 SANDBOX_ID = 1000
 DEFAULT_DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
+#: The sandbox's own /etc/hosts: loopback names and its host name, nothing of the host.
+ETC_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n127.0.1.1\tsandbox\n"
 
 
 def _bind_list(entries: Any) -> list[tuple[str, str]]:
@@ -114,7 +116,7 @@ def default_plan(
     ro: list[str] = sorted(p for p in prefixes if os.path.isdir(p))
     ro.append(runner_dir)
     ro += [p for p in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64") if os.path.lexists(p)]
-    etc = ["ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf", "hosts"]
+    etc = ["ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf"]
     etc += ["mime.types"]
     if network:
         etc += ["resolv.conf", "ssl", "gai.conf", "services", "protocols"]
@@ -135,6 +137,7 @@ def default_plan(
             "/etc/passwd": f"sandbox:x:{SANDBOX_ID}:{SANDBOX_ID}::{work}:/usr/sbin/nologin\n",
             "/etc/group": f"sandbox:x:{SANDBOX_ID}:\n",
             "/etc/hostname": "sandbox\n",
+            "/etc/hosts": ETC_HOSTS,
         },
         "cwd": work,
         "nproc": nproc,

@@ -23,6 +23,8 @@ CLONE_NEWNS = 0x00020000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 32, 1024, 2048, 4096, 16384
 MS_PRIVATE, MS_RELATIME = 1 << 18, 1 << 21
+#: /proc files that show host details and are read as empty files in the sandbox.
+MASKED_PROC = ("/proc/cmdline",)
 _PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 
 
@@ -95,6 +97,10 @@ def build_root(p: Plan, timings: dict[str, float]) -> tuple[dict[str, Any], scra
     remount("/newroot/dev", MS_NOSUID | MS_NOEXEC | MS_RDONLY)
     os.makedirs("/newroot/proc", mode=0o555, exist_ok=True)
     mount("proc", "/newroot/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    os.close(os.open("/masked", os.O_WRONLY | os.O_CREAT, 0o444))  # on the staging tmpfs
+    for path in MASKED_PROC:
+        mount("/masked", "/newroot" + path, None, MS_BIND)
+        remount("/newroot" + path, MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
     remount("/newroot", MS_NOSUID | MS_NODEV | MS_RDONLY)
     umount("/oldroot")
     os.chdir("/newroot")
@@ -109,6 +115,7 @@ def build_root(p: Plan, timings: dict[str, float]) -> tuple[dict[str, Any], scra
         "symlinks": done["link"],
         "files": sorted(p.files),
         "proc": True,
+        "masked": list(MASKED_PROC),
         "skipped": p.skipped,
     }
     if scratch_report is not None:

@@ -8,6 +8,15 @@ call made under another ABI than the one the filter was built for (i386 via
 ``int 0x80`` on x86_64, for instance) kills the process; x32 calls on x86_64
 fail with ``EPERM``.
 
+Refused calls get ``EPERM``, not ``ENOSYS``, on purpose: the kernel has them and
+the sandbox forbids them. ``ENOSYS`` would tell a library that the feature is
+missing from this kernel, so that it takes a silent fallback or reports a wrong
+cause; ``PermissionError`` says what happened. The list covers, besides the
+escape routes (ptrace, mounts, namespaces, bpf, io_uring, keyrings), memory that
+``RLIMIT_AS`` does not count (memfd, SysV shared memory) and kernel counters
+charged to the user who owns the sandbox's user namespace, which is the host's
+user too (inotify and fanotify instances, SysV IPC and POSIX message queues).
+
 Example::
 
     program = build_filter(network=False)
@@ -95,6 +104,15 @@ DENIED_SYSCALLS: tuple[str, ...] = (
     "unshare", "setns",
     # anonymous files hold memory that RLIMIT_AS does not count (a memory-limit escape)
     "memfd_create", "memfd_secret",
+    # SysV IPC: shared memory lives outside RLIMIT_AS (another memory-limit escape); its
+    # semaphores and queues are refused with it (data code uses none of them)
+    "shmget", "shmat", "shmctl", "shmdt", "semget", "semop", "semtimedop", "semctl",
+    "msgget", "msgsnd", "msgrcv", "msgctl",
+    # counters charged to the user owning the sandbox's user namespace, so to the host's
+    # user too: inotify and fanotify instances, POSIX message queue bytes
+    "inotify_init", "inotify_init1", "inotify_add_watch", "inotify_rm_watch",
+    "fanotify_init", "fanotify_mark",
+    "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr",
     # privileged leftovers: fail anyway without capabilities, denied for defence in depth
     "open_by_handle_at", "name_to_handle_at", "swapon", "swapoff", "reboot", "acct",
     "syslog", "quotactl", "lookup_dcookie", "uselib", "iopl", "ioperm", "vhangup",
@@ -126,6 +144,11 @@ _X86_64 = {
     "io_uring_register": 427, "open_tree": 428, "move_mount": 429, "fsopen": 430,
     "fsconfig": 431, "fsmount": 432, "fspick": 433, "clone3": 435, "pidfd_getfd": 438,
     "mount_setattr": 442, "open_tree_attr": 467, "memfd_create": 319, "memfd_secret": 447,
+    "shmget": 29, "shmat": 30, "shmctl": 31, "semget": 64, "semop": 65, "semctl": 66,
+    "shmdt": 67, "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71, "semtimedop": 220,
+    "mq_open": 240, "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243,
+    "mq_notify": 244, "mq_getsetattr": 245, "inotify_init": 253, "inotify_add_watch": 254,
+    "inotify_rm_watch": 255, "inotify_init1": 294, "fanotify_init": 300, "fanotify_mark": 301,
 }  # fmt: skip
 _AARCH64 = {
     "lookup_dcookie": 18, "ioctl": 29, "umount2": 39, "mount": 40, "pivot_root": 41,
@@ -140,9 +163,14 @@ _AARCH64 = {
     "io_uring_register": 427, "open_tree": 428, "move_mount": 429, "fsopen": 430,
     "fsconfig": 431, "fsmount": 432, "fspick": 433, "clone3": 435, "pidfd_getfd": 438,
     "mount_setattr": 442, "open_tree_attr": 467, "memfd_create": 279, "memfd_secret": 447,
+    "inotify_init1": 26, "inotify_add_watch": 27, "inotify_rm_watch": 28, "mq_open": 180,
+    "mq_unlink": 181, "mq_timedsend": 182, "mq_timedreceive": 183, "mq_notify": 184,
+    "mq_getsetattr": 185, "msgget": 186, "msgctl": 187, "msgrcv": 188, "msgsnd": 189,
+    "semget": 190, "semctl": 191, "semtimedop": 192, "semop": 193, "shmget": 194,
+    "shmctl": 195, "shmat": 196, "shmdt": 197, "fanotify_init": 262, "fanotify_mark": 263,
 }  # fmt: skip
 # Denied calls that one architecture does not have at all (so nothing to filter there).
-ABSENT_ON = {"aarch64": {"uselib", "iopl", "ioperm"}}
+ABSENT_ON = {"aarch64": {"uselib", "iopl", "ioperm", "inotify_init"}}
 
 ARCHES: dict[str, _Arch] = {
     "x86_64": _Arch("x86_64", 0xC000003E, True, _X86_64),

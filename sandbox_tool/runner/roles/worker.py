@@ -305,7 +305,12 @@ def run_code(
     if status is None:
         if own_result and "result" in main.__dict__:
             value = main.__dict__["result"]
-        report = cast(OkReport, {"status": "ok", **convert_result(value, max_bytes)})
+        try:
+            report = cast(OkReport, {"status": "ok", **convert_result(value, max_bytes)})
+        except BaseException as exc:  # noqa: BLE001 - convert_result should never raise
+            error = _error_report(exc)
+            error["message"] = f"the result could not be converted: {error['message']}"
+            report = error
     else:
         report = _error_report(status)
     del reserve

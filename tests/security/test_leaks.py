@@ -1,0 +1,48 @@
+"""Smaller leaks of host details (issue 14): the host name in /etc/hosts, the kernel's
+command line, the host's cgroup paths. Each is shown on the baseline, then absent in the
+sandbox."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from .harness import Side
+
+READ = """
+stage("read")
+return open(inputs["path"]).read()
+"""
+
+
+def test_etc_hosts_does_not_show_the_host_name(side: Side) -> None:
+    host = socket.gethostname()
+    text = side.attack(READ, {"path": "/etc/hosts"}).value
+    if side.is_baseline:
+        if host not in Path("/etc/hosts").read_text():
+            pytest.skip(f"this host's /etc/hosts does not name it ({host})")
+        assert host in text
+        return
+    assert host not in text.split(), text
+    assert "localhost" in text.split()  # names still resolve to loopback
+
+
+def test_kernel_command_line_is_masked(side: Side) -> None:
+    text = side.attack(READ, {"path": "/proc/cmdline"}).value
+    if side.is_baseline:
+        assert text.strip(), "this kernel has an empty command line"
+        return
+    assert text == ""
+
+
+def test_cgroup_paths_are_the_sandboxs_own(side: Side) -> None:
+    lines = side.attack(READ, {"path": "/proc/self/cgroup"}).value.splitlines()
+    paths = {line.split(":", 2)[2] for line in lines}
+    if side.is_baseline:
+        if paths == {"/"}:
+            pytest.skip("the tests run in the root cgroup: nothing to hide here")
+        assert paths != {"/"}
+        return
+    assert paths == {"/"}, lines
