@@ -1,8 +1,8 @@
 """The sizes the host accepts from a runner, derived from :class:`ExecutionOptions` in
 one place: what a legitimate answer can weigh, so anything larger is refused unread.
 
->>> b = Budgets.of(ExecutionOptions(max_output_bytes=1 << 20, max_artifact_bytes=0))
->>> b.answer_frame_bytes < 4 << 20
+>>> b = Budgets.of(ExecutionOptions(max_output_bytes=1 << 20))
+>>> b.answer_frame_bytes < 6 << 20
 True
 """
 
@@ -36,10 +36,9 @@ class Budgets:
     artifact_bytes: int
     """All artifacts of one execution together (``max_artifact_bytes``)."""
     answer_frame_bytes: int
-    """The largest answer frame: the result (JSON and repr), an error's traceback and
-    every artifact in base64."""
-    answer_text_bytes: int
-    """The largest answer frame less its artifacts' base64: a result, repr and error."""
+    """The largest answer frame: the result (JSON and repr), an error's message and
+    traceback, and the artifacts' names (their contents follow as raw frames, within
+    ``artifact_bytes``)."""
     report_file_bytes: int
     """The largest worker report file (a run that could not answer on its channel)."""
     copy_out_bytes: int
@@ -52,13 +51,11 @@ class Budgets:
         # the result's JSON, and an error's message and traceback, each up to the output
         # limit (plus JSON escaping), and the repr
         text = 4 * options.max_output_bytes + _REPR_BYTES + _ANSWER_OVERHEAD
-        base64_bytes = 4 * ((options.max_artifact_bytes + 2) // 3)
         return cls(
             output_bytes=options.max_output_bytes,
             result_bytes=options.max_output_bytes,
             artifact_bytes=options.max_artifact_bytes,
-            answer_frame_bytes=text + base64_bytes + MAX_ARTIFACT_FILES * _ARTIFACT_OVERHEAD,
-            answer_text_bytes=text,
+            answer_frame_bytes=text + MAX_ARTIFACT_FILES * _ARTIFACT_OVERHEAD,
             report_file_bytes=text,
             copy_out_bytes=cls.copy_out_for(options.max_artifact_bytes),
         )

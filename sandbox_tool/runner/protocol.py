@@ -19,7 +19,8 @@ end in ``Optional``). Where each one travels:
 - :class:`SupervisorReport`: how the process ended, from the supervisor, on the control
   pipe (the bootstrap's second argument), which the worker never holds.
 
-Frames are length-prefixed (:mod:`.framing`).
+Frames are length-prefixed (:mod:`.framing`). An answer's artifacts follow it as raw
+frames (a length, then the bytes, no JSON), one per :class:`ArtifactItem`.
 """
 
 from __future__ import annotations
@@ -295,8 +296,9 @@ class ArtifactItem(TypedDict):
     name: str
     """A figure's file name, or a file's path relative to the work dir."""
     kind: Literal["figure", "file"]
-    data: str
-    """Its bytes, base64."""
+    size: int
+    """Its length in bytes: its content follows the answer frame as a raw frame of this
+    length (the artifacts' raw frames come in the order of the list)."""
 
 
 class Usage(TypedDict):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import sys
 import time
 from pathlib import Path
@@ -82,16 +81,17 @@ def test_output_past_the_budget_floods() -> None:
         asyncio.run(go())
 
 
-def test_artifact_names_stay_unique_and_data_must_be_base64() -> None:
-    data = base64.b64encode(b"png").decode()
-    items = [{"name": "a.png", "kind": "figure", "data": data},
-             {"name": "a.png", "kind": "file", "data": data}]  # fmt: skip
-    names = [a.name for a in answers.artifacts_from_answer({"artifacts": items * 2}, 100)]
+def test_artifact_names_stay_unique_and_contents_must_match() -> None:
+    items = [{"name": "a.png", "kind": "figure", "size": 3},
+             {"name": "a.png", "kind": "file", "size": 3}]  # fmt: skip
+    names = [
+        a.name for a in answers.artifacts_from_answer({"artifacts": items * 2}, [b"png"] * 4, 100)
+    ]
     assert names == ["a.png", "2_a.png", "3_a.png", "4_a.png"]
     with pytest.raises(frames.ChannelError, match="malformed artifact"):
-        answers.artifacts_from_answer(
-            {"artifacts": [{"name": "x", "kind": "file", "data": "@@"}]}, 100
-        )
+        answers.artifacts_from_answer({"artifacts": [{"kind": "file", "size": 1}]}, [b"x"], 100)
+    with pytest.raises(frames.ChannelError, match="1 contents for 2 artifacts"):
+        answers.artifacts_from_answer({"artifacts": items}, [b"png"], 100)
 
 
 @pytest.mark.parametrize(
@@ -101,11 +101,19 @@ def test_artifact_names_stay_unique_and_data_must_be_base64() -> None:
 def test_more_artifacts_than_a_runner_sends_is_a_protocol_error(
     count: int, limit: int, match: str
 ) -> None:
-    item = {"name": "a", "kind": "file", "data": base64.b64encode(b"xyz").decode()}
+    item = {"name": "a", "kind": "file", "size": 3}
     started = time.monotonic()
     with pytest.raises(frames.ChannelError, match=match):
-        answers.artifacts_from_answer({"artifacts": [item] * count}, limit)
+        answers.artifacts_from_answer({"artifacts": [item] * count}, [b"xyz"] * count, limit)
     assert time.monotonic() - started < 1
+
+
+def test_an_artifact_of_another_size_than_declared_is_refused() -> None:
+    async def go() -> bytes | None:
+        return await frames.read_raw(_reader((5).to_bytes(4, "big") + b"12345"), 3)
+
+    with pytest.raises(frames.ChannelError, match="5 bytes for an artifact of 3"):
+        asyncio.run(go())
 
 
 # -- code that abuses its channel, on a real warm runner ---------------------------

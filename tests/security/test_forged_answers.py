@@ -46,6 +46,8 @@ _FORGE = (
     "fd = next(int(n) for n in os.listdir('/proc/self/fd')\n"
     "          if os.readlink(f'/proc/self/fd/{n}').startswith('socket:'))\n"
     "os.write(fd, len(body).to_bytes(4, 'big') + body)\n"
+    "for raw in globals().get('raws', []):\n"
+    "    os.write(fd, len(raw).to_bytes(4, 'big') + raw)\n"
     "os._exit(0)\n"
 )
 
@@ -58,8 +60,8 @@ def _answer(**fields: Any) -> str:
     return _forge(f"{json.dumps(json.dumps({'status': 'ok', **fields}))}.encode()")
 
 
-def _artifact(name: str) -> dict[str, str]:
-    return {"name": name, "kind": "file", "data": "cHduZWQ="}  # "pwned"
+def _artifact(name: str) -> dict[str, Any]:
+    return {"name": name, "kind": "file", "size": 5}  # its content: b"pwned"
 
 
 FORGERIES = [
@@ -71,10 +73,20 @@ FORGERIES = [
     ),
     pytest.param(
         _forge("('{\"status\": \"ok\", \"result\": [' + '0,' * 3_000_000 + '0]}').encode()"),
-        "a result of",
+        "frame of",
         id="result-over-the-cap",
     ),
     pytest.param(_forge('b\'{"status": "ok", "artifacts": 5}\''), "artifacts", id="artifacts"),
+    pytest.param(
+        _answer(result=1, artifacts=[{"name": "a", "kind": "file", "size": 1 << 40}]),
+        "bytes of artifacts",
+        id="artifact-over-the-budget",
+    ),
+    pytest.param(
+        _answer(result=1, artifacts=[{"name": "a", "kind": "file", "size": "9"}]),
+        "valid size",
+        id="artifact-size-type",
+    ),
 ]
 
 ENGINES = [
@@ -125,7 +137,8 @@ def test_a_forged_answer_is_one_engine_error(
 def test_forged_artifact_names_stay_inside(sandbox: PythonSandbox, tmp_path: Path) -> None:
     names = ["../../../../tmp/x/pwned.txt", "/etc/cron.d/evil", "a/../../b.txt", ".."]
     items = [_artifact(n) for n in names]
-    (res,) = _run(sandbox, _answer(result=1, artifacts=items))
+    forge = "raws = [b'pwned'] * 4\n" + _answer(result=1, artifacts=items)
+    (res,) = _run(sandbox, forge)
     assert not isinstance(res, BaseException), res
     got = [a.name for a in res.artifacts]
     assert got == ["tmp/x/pwned.txt", "etc/cron.d/evil", "a/b.txt", "artifact"]

@@ -11,13 +11,10 @@ made plain relative names that cannot leave a directory they are written to.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import signal
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox_tool.budgets import Budgets
 from sandbox_tool.engines.runners.driver import Exchange
 from sandbox_tool.engines.runners.frames import ChannelError
 from sandbox_tool.engines.runners.workspace import mime_type, unique_name
@@ -165,8 +162,9 @@ def to_result(
         raise _without_report(control, opts, common, lost)
     try:
         if answer is not None:
-            common["artifacts"] = artifacts_from_answer(answer, opts.max_artifact_bytes)
-            _check_text_size(ex.answer_bytes, answer, Budgets.of(opts).answer_text_bytes)
+            common["artifacts"] = artifacts_from_answer(
+                answer, ex.artifact_data, opts.max_artifact_bytes
+            )
             truncated = answer.get("artifacts_truncated") is True
         else:
             assert fallback is not None
@@ -299,36 +297,26 @@ def _without_report(
     return error
 
 
-def _check_text_size(frame_bytes: int, answer: dict[str, Any], limit: int) -> None:
-    """The answer less its artifacts (the result, its repr, an error) is within what the
-    runner ever sends: a forged, oversized result is refused."""
-    items = answer.get("artifacts") or []
-    encoded = sum(len(i["data"]) for i in items if isinstance(i, dict) and "data" in i)
-    if frame_bytes - encoded > limit:
-        raise ChannelError(
-            f"the sandbox sent a result of {frame_bytes - encoded} bytes (at most {limit})"
-        )
-
-
-def artifacts_from_answer(answer: dict[str, Any], max_bytes: int) -> list[Artifact]:
-    """The artifacts of an answer frame (figures, then files), with safe, unique names;
-    more than the runner ever sends (files, or bytes beyond ``max_bytes``) is a protocol
-    error (:class:`ChannelError`)."""
+def artifacts_from_answer(
+    answer: dict[str, Any], contents: list[bytes], max_bytes: int
+) -> list[Artifact]:
+    """The artifacts of an answer frame (figures, then files) with their ``contents``
+    (the raw frames that followed it), with safe, unique names; more than the runner ever
+    sends (files, or bytes beyond ``max_bytes``) is a protocol error (:class:`ChannelError`)."""
     items = answer.get("artifacts") or []
     if not isinstance(items, list) or len(items) > protocol.MAX_ARTIFACT_FILES:
         raise ChannelError(f"the sandbox sent more than {protocol.MAX_ARTIFACT_FILES} artifacts")
+    if len(contents) != len(items):
+        raise ChannelError(f"the sandbox sent {len(contents)} contents for {len(items)} artifacts")
+    if sum(len(data) for data in contents) > max_bytes:
+        raise ChannelError(f"the sandbox sent more than {max_bytes} bytes of artifacts")
     artifacts: list[Artifact] = []
     names: set[str] = set()
-    total = 0
-    for item in items:
+    for item, data in zip(items, contents, strict=True):
         try:
             name, kind = str(item["name"]), str(item["kind"])
-            data = base64.b64decode(item["data"], validate=True)
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-            raise ChannelError(f"the sandbox sent a malformed artifact: {exc}") from None
-        total += len(data)
-        if total > max_bytes:
-            raise ChannelError(f"the sandbox sent more than {max_bytes} bytes of artifacts")
+        except (KeyError, TypeError) as exc:
+            raise ChannelError(f"the sandbox sent a malformed artifact: {exc!r}") from None
         unique = unique_name(safe_artifact_name(name), names)  # at most 100: a short walk
         kind = kind if kind in ("figure", "file") else "file"
         artifacts.append(Artifact(name=unique, kind=kind, data=data, mime_type=mime_type(unique)))

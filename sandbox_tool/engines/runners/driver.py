@@ -32,10 +32,12 @@ from sandbox_tool.engines.runners.frames import (
     OutputBudget,
     OutputFlood,
     read_frame,
+    read_raw,
     read_until_marker,
 )
 from sandbox_tool.engines.runners.pipes import RunnerPipes, close_quietly
 from sandbox_tool.engines.runners.proctree import kill_tree
+from sandbox_tool.runner.protocol import MAX_ARTIFACT_FILES
 
 __all__ = ["CellLimits", "Exchange", "RunnerChannel", "parse_report"]
 
@@ -52,6 +54,7 @@ class CellLimits:
     marker: bytes
     max_output_bytes: int
     max_frame: int
+    max_artifact_bytes: int
 
 
 @dataclass
@@ -68,8 +71,8 @@ class Exchange:
     output_exceeded: bool = False
     protocol_error: str | None = None
     """The channel broke its protocol (which only the code can make it do)."""
-    answer_bytes: int = 0
-    """The size of the answer frame as it came."""
+    artifact_data: list[bytes] = field(default_factory=list)
+    """The contents of the answer's artifacts, in the order of its list."""
     duration_ms: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -208,11 +211,36 @@ class RunnerChannel:
         if ready:
             run.ready = await read_frame(self._channel, SMALL_FRAME)
         if cell is not None and (not ready or (run.ready or {}).get("status") == "ready"):
-            sizes: list[int] = []
-            run.answer = await read_frame(self._channel, cell.max_frame, sizes)
-            run.answer_bytes = sum(sizes)
+            run.answer = await read_frame(self._channel, cell.max_frame)
+            if run.answer is not None:
+                run.artifact_data = await self._artifact_data(run.answer, cell)
         if streams is not None:
             await streams
+
+    async def _artifact_data(self, answer: dict[str, Any], cell: CellLimits) -> list[bytes]:
+        """The raw frames that follow an answer, one per artifact it lists, each of the
+        size it declared; never more than the cell's artifact budget."""
+        assert self._channel is not None
+        items = answer.get("artifacts") or []
+        if not isinstance(items, list) or len(items) > MAX_ARTIFACT_FILES:
+            raise ChannelError(f"the sandbox sent more than {MAX_ARTIFACT_FILES} artifacts")
+        sizes: list[int] = []
+        for item in items:
+            size = item.get("size") if isinstance(item, dict) else None
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise ChannelError("the sandbox sent an artifact without a valid size")
+            sizes.append(size)
+        if sum(sizes) > cell.max_artifact_bytes:
+            raise ChannelError(
+                f"the sandbox sent more than {cell.max_artifact_bytes} bytes of artifacts"
+            )
+        contents = []
+        for size in sizes:
+            data = await read_raw(self._channel, size)
+            if data is None:
+                raise ChannelError("the sandbox's channel ended inside an artifact")
+            contents.append(data)
+        return contents
 
     async def supervisor_report(self, timeout: float = _DRAIN_SECONDS) -> dict[str, Any] | None:
         """The supervisor's report, once it has exited (None if it did not deliver one in

@@ -24,6 +24,7 @@ __all__ = [
     "OutputFlood",
     "new_marker",
     "read_frame",
+    "read_raw",
     "read_until_marker",
 ]
 
@@ -72,6 +73,18 @@ async def read_frame(
     if not isinstance(frame, dict):
         raise ChannelError("the sandbox sent a frame that is not a JSON object")
     return frame
+
+
+async def read_raw(reader: asyncio.StreamReader, size: int) -> bytes | None:
+    """The next raw frame, which must be ``size`` bytes long (an artifact's content, as
+    its answer declared it); None at the end of the channel."""
+    try:
+        (got,) = HEADER.unpack(await reader.readexactly(HEADER.size))
+        if got != size:
+            raise ChannelError(f"the sandbox sent {got} bytes for an artifact of {size}")
+        return await reader.readexactly(size)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
 
 
 class MarkerCutter:

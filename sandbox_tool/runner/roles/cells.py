@@ -24,12 +24,11 @@ is limited per channel. A cell that hits a limit ends the channel.
 
 from __future__ import annotations
 
-import base64
 import os
 import resource
 from typing import Literal, NoReturn, cast
 
-from ..framing import encode_frame, read_frame, write_all
+from ..framing import HEADER, encode_frame, read_frame, write_all
 from ..layers.limits import move_cpu_limit
 from ..protocol import (
     FIGURES_DIR,
@@ -50,7 +49,6 @@ from . import worker
 
 # Bound now: the code may replace module attributes (json.dumps = None) before its
 # answer is sent.
-_b64encode = base64.b64encode
 _write, _exit = os.write, os._exit
 
 
@@ -69,10 +67,12 @@ def _files(top: str) -> dict[str, tuple[int, int]]:
 
 def _artifacts(
     figures: str, work: str, before: dict[str, tuple[int, int]], budget: int, keep: bool
-) -> tuple[list[ArtifactItem], bool, dict[str, tuple[int, int]]]:
-    """The cell's figures and changed files within ``budget``; the figures are removed
-    unless ``keep`` (a one-shot's stay for the host, in case the channel fails)."""
+) -> tuple[list[ArtifactItem], list[bytes], bool, dict[str, tuple[int, int]]]:
+    """The cell's figures and changed files within ``budget`` (their items and contents);
+    the figures are removed unless ``keep`` (a one-shot's stay for the host, in case the
+    channel fails)."""
     out: list[ArtifactItem] = []
+    contents: list[bytes] = []
     truncated = False
     candidates: list[tuple[str, str, Literal["figure", "file"]]] = [
         (name, os.path.join(figures, name), "figure")
@@ -95,8 +95,9 @@ def _artifacts(
             truncated = True
             continue
         budget -= len(data)
-        out.append({"name": name, "kind": kind, "data": _b64encode(data).decode()})
-    return out, truncated, after
+        out.append({"name": name, "kind": kind, "size": len(data)})
+        contents.append(data)
+    return out, contents, truncated, after
 
 
 def _usage() -> Usage:
@@ -147,8 +148,9 @@ def serve(setup: RunnerSetup, channel: int, isolation: IsolationSummary | None) 
             main.__dict__["inputs"] = cell["inputs"]
         report = worker.run_code(main, cell["code"], max_bytes, cell=not one_shot)
         answer = cast(AnswerFrame, dict(report))
+        contents: list[bytes] = []
         try:
-            answer["artifacts"], answer["artifacts_truncated"], files = _artifacts(
+            answer["artifacts"], contents, answer["artifacts_truncated"], files = _artifacts(
                 figures, paths["work"], files, int(cell["max_artifact_bytes"]), keep=one_shot
             )
         except BaseException as exc:  # noqa: BLE001 - the code may have broken os or io
@@ -162,6 +164,9 @@ def serve(setup: RunnerSetup, channel: int, isolation: IsolationSummary | None) 
                 pass  # the code closed it: the host reads that stream to its end instead
         try:
             write_all(channel, encode_frame(answer))
+            for data in contents:  # raw frames: no base64, no JSON on either side
+                write_all(channel, HEADER.pack(len(data)))
+                write_all(channel, data)
         except BaseException:  # noqa: BLE001 - the code broke its channel
             if not one_shot:
                 _exit(72)
