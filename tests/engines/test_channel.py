@@ -203,3 +203,27 @@ def test_output_just_under_the_limit_is_not_cut(tmp_path: Path, slack: int) -> N
 
     res = asyncio.run(go())
     assert getattr(res, "stdout", None) == "x" * size + "\n"
+
+
+@linux_only
+@pytest.mark.parametrize(
+    "code",
+    [
+        pytest.param("raise ValueError('x' * 5_000_000)", id="ascii"),
+        pytest.param("raise ValueError('\\U0001f600' * 2_000_000)", id="astral"),
+        pytest.param("import sys\nsys.exit('q' * 4_000_000)", id="exit"),
+    ],
+)
+def test_a_huge_error_message_is_cut_not_refused(tmp_path: Path, code: str) -> None:
+    # the answer frame is capped from the options: the worker must keep its report within
+    async def go() -> object:
+        sandbox = PythonSandbox(engine=NativeEngine(work_root=tmp_path))
+        try:
+            return (await asyncio.gather(sandbox.execute(code), return_exceptions=True))[0]
+        finally:
+            await sandbox.aclose()
+
+    error = asyncio.run(go())
+    assert not isinstance(error, EngineError), error
+    assert "characters cut" in str(error)
+    assert len(str(error)) < 1 << 20

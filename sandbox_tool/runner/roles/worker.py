@@ -117,8 +117,22 @@ def _user_frames(tb: types.TracebackType | None) -> list[traceback.FrameSummary]
     return [f for f in traceback.extract_tb(tb) if f.filename == USER_FILENAME]
 
 
-def _error_report(exc: BaseException) -> ErrorReport:
-    """Describe an exception from the user's code, traceback trimmed to its frames."""
+#: The longest source line an error report quotes.
+_LINE_CHARS = 1000
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut in the middle to about ``limit`` characters, with a visible marker."""
+    if len(text) <= limit:
+        return text
+    half = max(limit // 2, 1)
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters cut ...]\n{text[-half:]}"
+
+
+def _error_report(exc: BaseException, max_bytes: int = 1 << 20) -> ErrorReport:
+    """Describe an exception from the user's code, traceback trimmed to its frames; the
+    message and the traceback are each cut to an eighth of ``max_bytes`` characters (so
+    that, JSON-escaped, the report stays within what the host accepts)."""
     frames = _user_frames(exc.__traceback__)
     if isinstance(exc, SyntaxError) and not exc.text and exc.lineno:
         # raised by the compiler on the parsed tree, which has no source text
@@ -149,14 +163,15 @@ def _error_report(exc: BaseException) -> ErrorReport:
         message = str(exc)
     except BaseException:  # noqa: BLE001 - a hostile __str__
         message = "<message unavailable>"
+    limit = max(max_bytes // 8, 1000)
     report: ErrorReport = {
         "status": "error",
         "kind": kind,
         "exception": type(exc).__name__,
-        "message": message,
-        "traceback": "\n".join(lines),
+        "message": _clip(message, limit),
+        "traceback": _clip("\n".join(lines), limit),
         "lineno": lineno,
-        "line": line.strip() if line else None,
+        "line": _clip(line.strip(), _LINE_CHARS) if line else None,
     }
     return cast(ErrorReport, {**report, **extra})
 
@@ -308,11 +323,11 @@ def run_code(
         try:
             report = cast(OkReport, {"status": "ok", **convert_result(value, max_bytes)})
         except BaseException as exc:  # noqa: BLE001 - convert_result should never raise
-            error = _error_report(exc)
+            error = _error_report(exc, max_bytes)
             error["message"] = f"the result could not be converted: {error['message']}"
             report = error
     else:
-        report = _error_report(status)
+        report = _error_report(status, max_bytes)
     del reserve
     figure_error = _capture_figures()
     if figure_error:
