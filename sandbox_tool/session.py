@@ -10,7 +10,10 @@ Every cell gets the per-execution limits of its options (wall clock, CPU,
 output) and its own artifacts; memory is limited for the whole session. A cell
 that raises keeps the session; a cell that hits a limit ends it, and its error
 says that the state is lost. A session left idle for ``idle_timeout`` seconds
-ends by itself. Sessions are isolated from each other and from the host
+ends by itself. A session keeps its state in ``__main__``, never in processes:
+before a cell's answer comes back, every process the cell started (a
+subprocess, a daemon, a ``setsid`` spinner) has been killed, so nothing the
+cell started runs between cells. Sessions are isolated from each other and from the host
 exactly as single executions are: each is its own sandbox.
 """
 

@@ -8,6 +8,7 @@ attack does when nothing stops it; the sandbox runs keep it.
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 import time
@@ -18,6 +19,7 @@ import pytest
 
 from sandbox_tool import (
     CpuLimitExceeded,
+    ExecutionOptions,
     MemoryLimitExceeded,
     OutputLimitExceeded,
     SandboxError,
@@ -25,6 +27,7 @@ from sandbox_tool import (
 )
 
 from .harness import (
+    ALLOW_ALL,
     Side,
     assert_refused_as,
     bare_run,
@@ -477,3 +480,40 @@ def test_state_does_not_persist(side: Side) -> None:
         return
     assert found == [], f"state persisted into the next execution: {found}"
     assert on_host == [], f"the sandbox wrote on the host: {on_host}"
+
+
+# -- processes a session cell leaves behind ---------------------------------------------
+
+SPINNERS = """
+import ctypes, os
+for _ in range(2):
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            ctypes.CDLL(None).prctl(15, ctypes.c_char_p(inputs["name"].encode()), 0, 0, 0)
+            while True:
+                pass
+        os._exit(0)
+    os.wait()
+"spinning"
+"""
+
+
+def test_session_cell_leaves_no_spinners(side: Side, watch_name: Any) -> None:
+    """The audit's attack: a cell forks two ``setsid`` spinners and returns at once. They
+    must be dead when the cell's answer arrives, and the session must go on (its state
+    is in ``__main__``)."""
+    name = watch_name("sbxspin")
+
+    async def scenario() -> tuple[Any, list[Any], Any]:
+        async with side.sandbox.session(ExecutionOptions(**ALLOW_ALL, timeout=30.0)) as s:
+            first = await s.execute("kept = 41\n" + SPINNERS, {"name": name})
+            survivors = processes_named(name)
+            kill_all(survivors)
+            second = await s.execute("kept + 1")
+        return first.result, survivors, second.result
+
+    first, survivors, second = asyncio.run(scenario())
+    assert first == "spinning"
+    assert survivors == [], f"the cell's spinners outlived its answer: {survivors}"
+    assert second == 42
