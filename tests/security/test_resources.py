@@ -517,3 +517,76 @@ def test_session_cell_leaves_no_spinners(side: Side, watch_name: Any) -> None:
     assert first == "spinning"
     assert survivors == [], f"the cell's spinners outlived its answer: {survivors}"
     assert second == 42
+
+
+# -- the CPU budget of the whole sandbox ---------------------------------------------------
+
+# Three spinners that hand over to a fresh child before RLIMIT_CPU (per process) ends
+# them: the audit's one-shot attack got 16 CPU-s under cpu_seconds=1 this way.
+RE_FORKING_SPINNERS = """
+import ctypes, os, time
+def spin():
+    ctypes.CDLL(None).prctl(15, ctypes.c_char_p(inputs["name"].encode()), 0, 0, 0)
+    while True:
+        start = time.process_time()
+        while time.process_time() - start < 0.4:
+            pass
+        if os.fork() != 0:
+            os._exit(0)
+for _ in range(3):
+    if os.fork() == 0:
+        os.setsid()
+        spin()
+time.sleep(inputs["seconds"])
+return "done"
+"""
+
+
+@pytest.mark.slow
+def test_re_forking_spinners_share_one_cpu_budget(side: Side, watch_name: Any) -> None:
+    """No process reaches ``cpu_seconds`` itself, but together they pass it: the sandbox's
+    total is what counts, and the error says so."""
+    name = watch_name("sbxrefork")
+    outcome = side.attack(
+        RE_FORKING_SPINNERS,
+        {"name": name, "seconds": 3},
+        baseline_overrides={"cpu_seconds": 1000},
+        cpu_seconds=1,
+        timeout=20,
+    )
+    survivors = processes_named(name)
+    kill_all(survivors)
+    if side.is_baseline:
+        assert outcome.value == "done"  # nothing stopped them while the code ran
+        return
+    assert isinstance(outcome.error, CpuLimitExceeded), outcome.error or outcome.result
+    assert "in total" in str(outcome.error), outcome.error
+    assert survivors == [], f"spinners outlived the run: {survivors}"
+
+
+def test_session_cell_cpu_budget_is_the_cells_own(side: Side, watch_name: Any) -> None:
+    """A session cell's budget does not include what the earlier cells used, and one
+    whose processes pass it together ends the session with CpuLimitExceeded."""
+    if side.is_baseline:
+        pytest.skip("the native engine bounds a cell's processes the same way")
+    name = watch_name("sbxcellcpu")
+    spend = "import time\ns = time.process_time()\nwhile time.process_time() - s < 0.6:\n    pass"
+
+    async def scenario() -> tuple[Any, BaseException | None]:
+        opts = ExecutionOptions(**ALLOW_ALL, timeout=20.0, cpu_seconds=1)
+        async with side.sandbox.session(opts) as s:
+            for _ in range(3):  # 1.8 CPU-s over three cells: each is under its budget
+                await s.execute(spend)
+            try:
+                await s.execute(RE_FORKING_SPINNERS.replace("return ", "result = "),
+                                {"name": name, "seconds": 3})  # fmt: skip
+            except SandboxError as exc:
+                return None, exc
+        return "no error", None
+
+    value, error = asyncio.run(scenario())
+    survivors = processes_named(name)
+    kill_all(survivors)
+    assert isinstance(error, CpuLimitExceeded), error or value
+    assert "in total" in str(error)
+    assert survivors == []

@@ -119,6 +119,15 @@ def to_result(
             limit=opts.max_output_bytes,
             **common,
         )
+    if ex.cpu_exceeded is not None:
+        raise CpuLimitExceeded(
+            f"the sandbox's processes used {ex.cpu_exceeded:.1f} s of CPU time in total, "
+            f"more than the {what}'s {opts.cpu_limit_seconds} s, and were killed (the "
+            "budget is for all the processes the code runs together); make it cheaper, "
+            "use fewer processes, or raise ExecutionOptions.cpu_seconds" + lost,
+            limit=opts.cpu_seconds,
+            **common,
+        )
     if ex.timed_out:
         raise Timeout(
             f"the {what} ran longer than {opts.timeout:g} s and was killed; make it faster "

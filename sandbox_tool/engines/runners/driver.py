@@ -9,9 +9,10 @@ which it holds until it exits and on which it reports how the worker ended.
 An exchange sends frames (the execution request, a cell, or both at once) and waits
 for the answers they call for: the ready frame (the layers the sandbox reported
 before any user code ran) and the cell's answer frame, whose output ends with the
-cell's marker on both streams. It enforces, from the host, the wall-clock timeout and
-the output budget; on either, or on a protocol error, it kills the whole tree before it
-returns, after giving the runner ``stop_grace`` seconds to stop the code and save its
+cell's marker on both streams. It enforces, from the host, the wall-clock timeout,
+the output budget and the CPU budget of the whole tree (:mod:`.cpuwatch`); on any of
+them, or on a protocol error, it kills the whole tree before it returns, after giving
+the runner ``stop_grace`` seconds to stop the code and save its
 files. When the channel ends without an answer, the worker died: the supervisor's
 report (:meth:`RunnerChannel.supervisor_report`) says how.
 """
@@ -27,6 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox_tool.engines.runners.cpuwatch import watch_cpu
 from sandbox_tool.engines.runners.frames import (
     ChannelError,
     OutputBudget,
@@ -52,6 +54,10 @@ class CellLimits:
     marker: bytes
     max_output_bytes: int
     max_frame: int
+    cpu_seconds: float = 0.0
+    """The cell's CPU budget for the runner's whole tree (0: none; :mod:`.cpuwatch`)."""
+    cpu_base: float = 0.0
+    """The CPU seconds the tree had used before the cell (a session's earlier cells)."""
 
 
 @dataclass
@@ -68,6 +74,9 @@ class Exchange:
     output_exceeded: bool = False
     protocol_error: str | None = None
     """The channel broke its protocol (which only the code can make it do)."""
+    cpu_exceeded: float | None = None
+    """The CPU seconds the runner's processes had used in total when the host stopped
+    them for passing the cell's budget."""
     answer_bytes: int = 0
     """The size of the answer frame as it came."""
     duration_ms: float = 0.0
@@ -79,8 +88,14 @@ class Exchange:
 
     @property
     def cut_short(self) -> bool:
-        """Ended by the host (timeout, output flood, protocol error): the tree is dead."""
-        return self.timed_out or self.output_exceeded or self.protocol_error is not None
+        """Ended by the host (timeout, output flood, CPU total, protocol error): the tree
+        is dead."""
+        return (
+            self.timed_out
+            or self.output_exceeded
+            or self.protocol_error is not None
+            or self.cpu_exceeded is not None
+        )
 
 
 class RunnerChannel:
@@ -164,11 +179,19 @@ class RunnerChannel:
             )
         body = asyncio.ensure_future(self._answers(run, ready, cell, streams))
         overflow = asyncio.ensure_future(budget.exceeded.wait())
-        tasks = [t for t in (body, overflow, streams) if t is not None]
+        cpu: asyncio.Future[float] | None = None
+        if cell is not None and cell.cpu_seconds > 0:
+            cpu = asyncio.ensure_future(watch_cpu(self.pid, cell.cpu_seconds, cell.cpu_base))
+        tasks = [t for t in (body, overflow, streams, cpu) if t is not None]
         try:
-            done, _ = await asyncio.wait({body, overflow}, timeout=timeout,
+            waited: set[asyncio.Future[Any]] = {body, overflow}
+            if cpu is not None:
+                waited.add(cpu)
+            done, _ = await asyncio.wait(waited, timeout=timeout,
                                          return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-            if body in done and not budget.exceeded.is_set():
+            if cpu is not None and cpu in done and body not in done:
+                run.cpu_exceeded = cpu.result()
+            elif body in done and not budget.exceeded.is_set():
                 try:
                     body.result()
                 except ChannelError as exc:

@@ -149,7 +149,13 @@ def new_cell(code: str, options: ExecutionOptions, *, inputs: Any = None,
         if inputs is not None:
             frame["inputs"] = inputs
     budgets = Budgets.of(options)
-    return CellMessage(frame, CellLimits(marker, budgets.output_bytes, budgets.answer_frame_bytes))
+    limits = CellLimits(
+        marker,
+        budgets.output_bytes,
+        budgets.answer_frame_bytes,
+        cpu_seconds=options.cpu_limit_seconds,
+    )
+    return CellMessage(frame, limits)
 
 
 def one_shot_frames(
