@@ -197,8 +197,8 @@ def _why(ex: Any, exc: SandboxError) -> str:
         return "a cell ran past its timeout"
     if ex.output_exceeded:
         return "a cell printed too much"
-    if ex.cpu_exceeded is not None:
-        return "a cell's processes used more than its CPU budget"
+    if ex.overrun is not None:
+        return f"a cell's processes together passed the {ex.overrun.kind} budget"
     if ex.protocol_error is not None or isinstance(exc, EngineError):
         return "its channel broke the protocol"
     if not ex.answered:

@@ -590,3 +590,42 @@ def test_session_cell_cpu_budget_is_the_cells_own(side: Side, watch_name: Any) -
     assert isinstance(error, CpuLimitExceeded), error or value
     assert "in total" in str(error)
     assert survivors == []
+
+
+# -- the memory of the whole sandbox -------------------------------------------------------
+
+# The audit's attack: forked children of 200 MB each, every one under memory_mb (which
+# RLIMIT_AS applies per process), together twice over it.
+FORKED_HOGS = """
+import ctypes, os, time
+for _ in range(6):
+    if os.fork() == 0:
+        ctypes.CDLL(None).prctl(15, ctypes.c_char_p(inputs["name"].encode()), 0, 0, 0)
+        hog = bytearray(200 * 1024 * 1024)  # zero-filled: every page is resident
+        time.sleep(inputs["seconds"])
+        os._exit(0)
+time.sleep(inputs["seconds"])
+return "done"
+"""
+
+
+@pytest.mark.slow
+def test_forked_children_share_one_memory_limit(side: Side, watch_name: Any) -> None:
+    """No process reaches ``memory_mb`` itself, but together they pass it: the sandbox's
+    total is what counts, and the error says so."""
+    name = watch_name("sbxhog")
+    outcome = side.attack(
+        FORKED_HOGS,
+        {"name": name, "seconds": 3},
+        baseline_overrides={"memory_mb": 8192},
+        memory_mb=600,
+        timeout=20,
+    )
+    survivors = processes_named(name)
+    kill_all(survivors)
+    if side.is_baseline:
+        assert outcome.value == "done"  # 1.2 GB on the host while the code ran
+        return
+    assert isinstance(outcome.error, MemoryLimitExceeded), outcome.error or outcome.result
+    assert "in total" in str(outcome.error), outcome.error
+    assert survivors == [], f"the children outlived the run: {survivors}"

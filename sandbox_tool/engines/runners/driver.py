@@ -10,7 +10,7 @@ An exchange sends frames (the execution request, a cell, or both at once) and wa
 for the answers they call for: the ready frame (the layers the sandbox reported
 before any user code ran) and the cell's answer frame, whose output ends with the
 cell's marker on both streams. It enforces, from the host, the wall-clock timeout,
-the output budget and the CPU budget of the whole tree (:mod:`.cpuwatch`); on any of
+the output budget and the CPU and memory budgets of the whole tree (:mod:`.treewatch`); on any of
 them, or on a protocol error, it kills the whole tree before it returns, after giving
 the runner ``stop_grace`` seconds to stop the code and save its
 files. When the channel ends without an answer, the worker died: the supervisor's
@@ -28,7 +28,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox_tool.engines.runners.cpuwatch import watch_cpu
 from sandbox_tool.engines.runners.frames import (
     ChannelError,
     OutputBudget,
@@ -38,6 +37,7 @@ from sandbox_tool.engines.runners.frames import (
 )
 from sandbox_tool.engines.runners.pipes import RunnerPipes, close_quietly
 from sandbox_tool.engines.runners.proctree import kill_tree
+from sandbox_tool.engines.runners.treewatch import Overrun, watch_tree
 
 __all__ = ["CellLimits", "Exchange", "RunnerChannel", "parse_report"]
 
@@ -55,7 +55,9 @@ class CellLimits:
     max_output_bytes: int
     max_frame: int
     cpu_seconds: float = 0.0
-    """The cell's CPU budget for the runner's whole tree (0: none; :mod:`.cpuwatch`)."""
+    """The cell's CPU budget for the runner's whole tree (0: none; :mod:`.treewatch`)."""
+    memory_bytes: int = 0
+    """What the runner's processes may hold together (0: no bound; :mod:`.treewatch`)."""
     cpu_base: float = 0.0
     """The CPU seconds the tree had used before the cell (a session's earlier cells)."""
 
@@ -74,9 +76,8 @@ class Exchange:
     output_exceeded: bool = False
     protocol_error: str | None = None
     """The channel broke its protocol (which only the code can make it do)."""
-    cpu_exceeded: float | None = None
-    """The CPU seconds the runner's processes had used in total when the host stopped
-    them for passing the cell's budget."""
+    overrun: Overrun | None = None
+    """The budget of the whole tree (CPU or memory) the host stopped the runner for."""
     answer_bytes: int = 0
     """The size of the answer frame as it came."""
     duration_ms: float = 0.0
@@ -88,13 +89,14 @@ class Exchange:
 
     @property
     def cut_short(self) -> bool:
-        """Ended by the host (timeout, output flood, CPU total, protocol error): the tree
+        """Ended by the host (timeout, output flood, CPU or memory total, protocol
+        error): the tree
         is dead."""
         return (
             self.timed_out
             or self.output_exceeded
             or self.protocol_error is not None
-            or self.cpu_exceeded is not None
+            or self.overrun is not None
         )
 
 
@@ -179,9 +181,12 @@ class RunnerChannel:
             )
         body = asyncio.ensure_future(self._answers(run, ready, cell, streams))
         overflow = asyncio.ensure_future(budget.exceeded.wait())
-        cpu: asyncio.Future[float] | None = None
-        if cell is not None and cell.cpu_seconds > 0:
-            cpu = asyncio.ensure_future(watch_cpu(self.pid, cell.cpu_seconds, cell.cpu_base))
+        cpu: asyncio.Future[Overrun] | None = None
+        if cell is not None and (cell.cpu_seconds > 0 or cell.memory_bytes > 0):
+            cpu = asyncio.ensure_future(
+                watch_tree(self.pid, cell.cpu_seconds or float("inf"), cell.cpu_base,
+                           cell.memory_bytes)
+            )  # fmt: skip
         tasks = [t for t in (body, overflow, streams, cpu) if t is not None]
         try:
             waited: set[asyncio.Future[Any]] = {body, overflow}
@@ -190,7 +195,7 @@ class RunnerChannel:
             done, _ = await asyncio.wait(waited, timeout=timeout,
                                          return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
             if cpu is not None and cpu in done and body not in done:
-                run.cpu_exceeded = cpu.result()
+                run.overrun = cpu.result()
             elif body in done and not budget.exceeded.is_set():
                 try:
                     body.result()

@@ -154,6 +154,7 @@ def new_cell(code: str, options: ExecutionOptions, *, inputs: Any = None,
         budgets.output_bytes,
         budgets.answer_frame_bytes,
         cpu_seconds=options.cpu_limit_seconds,
+        memory_bytes=options.memory_mb * 1024 * 1024,
     )
     return CellMessage(frame, limits)
 
