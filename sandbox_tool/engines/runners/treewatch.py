@@ -32,9 +32,18 @@ from typing import Literal
 
 import psutil
 
-__all__ = ["POLL_SECONDS", "Overrun", "TreeUsage", "tree_usage", "watch_tree"]
+__all__ = ["MEMORY_BOUND", "POLL_SECONDS", "Overrun", "TreeUsage", "tree_usage", "watch_tree"]
 
 POLL_SECONDS = 0.1
+
+#: What bounds ``memory_mb`` where no delegated cgroup memory controller exists (none
+#: is used yet): the engines' ``degraded`` notes say it.
+MEMORY_BOUND = (
+    "memory_mb: no cgroup bounds the sandbox's memory; it bounds each process's "
+    "virtual size (RLIMIT_AS) and, from the host, the processes' resident memory "
+    f"together, polled every {POLL_SECONDS:g} s while a cell runs (a spike between "
+    "two polls can pass)"
+)
 
 
 @dataclass(frozen=True)
