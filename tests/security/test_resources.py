@@ -542,28 +542,6 @@ return "done"
 """
 
 
-@pytest.mark.slow
-def test_re_forking_spinners_share_one_cpu_budget(side: Side, watch_name: Any) -> None:
-    """No process reaches ``cpu_seconds`` itself, but together they pass it: the sandbox's
-    total is what counts, and the error says so."""
-    name = watch_name("sbxrefork")
-    outcome = side.attack(
-        RE_FORKING_SPINNERS,
-        {"name": name, "seconds": 3},
-        baseline_overrides={"cpu_seconds": 1000},
-        cpu_seconds=1,
-        timeout=20,
-    )
-    survivors = processes_named(name)
-    kill_all(survivors)
-    if side.is_baseline:
-        assert outcome.value == "done"  # nothing stopped them while the code ran
-        return
-    assert isinstance(outcome.error, CpuLimitExceeded), outcome.error or outcome.result
-    assert "in total" in str(outcome.error), outcome.error
-    assert survivors == [], f"spinners outlived the run: {survivors}"
-
-
 def test_session_cell_cpu_budget_is_the_cells_own(side: Side, watch_name: Any) -> None:
     """A session cell's budget does not include what the earlier cells used, and one
     whose processes pass it together ends the session with CpuLimitExceeded."""
@@ -610,22 +588,37 @@ return "done"
 
 
 @pytest.mark.slow
-def test_forked_children_share_one_memory_limit(side: Side, watch_name: Any) -> None:
-    """No process reaches ``memory_mb`` itself, but together they pass it: the sandbox's
-    total is what counts, and the error says so."""
-    name = watch_name("sbxhog")
-    outcome = side.attack(
-        FORKED_HOGS,
-        {"name": name, "seconds": 3},
-        baseline_overrides={"memory_mb": 8192},
-        memory_mb=600,
-        timeout=20,
-    )
+@pytest.mark.parametrize(
+    ("code", "limits", "lifted", "error"),
+    [
+        pytest.param(
+            RE_FORKING_SPINNERS, {"cpu_seconds": 1}, {"cpu_seconds": 1000}, CpuLimitExceeded,
+            id="re-forking-spinners-share-one-cpu-budget",
+        ),
+        pytest.param(
+            FORKED_HOGS, {"memory_mb": 600}, {"memory_mb": 8192}, MemoryLimitExceeded,
+            id="forked-children-share-one-memory-limit",
+        ),
+    ],
+)  # fmt: skip
+def test_processes_share_one_budget(
+    side: Side,
+    watch_name: Any,
+    code: str,
+    limits: dict[str, float],
+    lifted: dict[str, float],
+    error: type[SandboxError],
+) -> None:
+    """No process reaches the limit itself, but together they pass it: the sandbox's
+    total is what counts, the error says so, and no process is left."""
+    name = watch_name("sbxtotal")
+    inputs = {"name": name, "seconds": 3}
+    outcome = side.attack(code, inputs, baseline_overrides=lifted, timeout=20, **limits)
     survivors = processes_named(name)
     kill_all(survivors)
     if side.is_baseline:
-        assert outcome.value == "done"  # 1.2 GB on the host while the code ran
+        assert outcome.value == "done"  # nothing stopped them while the code ran
         return
-    assert isinstance(outcome.error, MemoryLimitExceeded), outcome.error or outcome.result
+    assert isinstance(outcome.error, error), outcome.error or outcome.result
     assert "in total" in str(outcome.error), outcome.error
-    assert survivors == [], f"the children outlived the run: {survivors}"
+    assert survivors == [], f"processes outlived the run: {survivors}"
