@@ -10,13 +10,17 @@ Every cell gets the per-execution limits of its options (wall clock, CPU,
 output) and its own artifacts; memory is limited for the whole session. A cell
 that raises keeps the session; a cell that hits a limit ends it, and its error
 says that the state is lost. A session left idle for ``idle_timeout`` seconds
-ends by itself. Sessions are isolated from each other and from the host
+ends by itself. A session keeps its state in ``__main__``, never in processes:
+before a cell's answer comes back, every process the cell started (a
+subprocess, a daemon, a ``setsid`` spinner) has been killed, so nothing the
+cell started runs between cells. Sessions are isolated from each other and from the host
 exactly as single executions are: each is its own sandbox.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sandbox_tool.calls import check_call
@@ -86,6 +90,7 @@ class Session:
         self._lock = asyncio.Lock()
         self._idle: asyncio.TimerHandle | None = None
         self._isolation: dict[str, Any] | None = None
+        self._cpu_used = 0.0  # by the interpreter and its reaped children, after the last cell
 
     async def _open(self) -> None:
         request = requests.execution_request(
@@ -136,13 +141,17 @@ class Session:
                 raise UsageError(f"this session has ended ({self._ended_because}); open a new one")
             cell = requests.new_cell(code, opts, inputs=inputs, session=True)
             try:
+                # the CPU budget is the cell's: what earlier cells used is not counted
+                limits = dataclasses.replace(cell.limits, cpu_base=self._cpu_used)
                 ex = await self._channel.exchange(
-                    encode_frame(cell.frame), ready=False, cell=cell.limits,
-                    timeout=opts.timeout,
-                )  # fmt: skip
+                    encode_frame(cell.frame), ready=False, cell=limits, timeout=opts.timeout
+                )
             except asyncio.CancelledError:
                 await asyncio.shield(self._end("a cell was cancelled"))
                 raise
+            used = ((ex.answer or {}).get("usage") or {}).get("cpu_seconds")
+            if isinstance(used, (int, float)):
+                self._cpu_used = float(used)
             supervisor = None
             if not ex.answered and not ex.cut_short:
                 # the interpreter died: its supervisor's report says how (CPU, signal, memory)
@@ -188,6 +197,8 @@ def _why(ex: Any, exc: SandboxError) -> str:
         return "a cell ran past its timeout"
     if ex.output_exceeded:
         return "a cell printed too much"
+    if ex.overrun is not None:
+        return f"a cell's processes together passed the {ex.overrun.kind} budget"
     if ex.protocol_error is not None or isinstance(exc, EngineError):
         return "its channel broke the protocol"
     if not ex.answered:

@@ -58,7 +58,10 @@ def _describe_limits(options: ExecutionOptions) -> str:
     ]
     if not options.network:
         parts.append("no network access")
-    return "Limits per call: " + ", ".join(parts) + "."
+    return (
+        "Limits per call: " + ", ".join(parts) + ". The CPU and memory limits are for all "
+        "the processes the code starts together (checked every 0.1 s, and per process)."
+    )
 
 
 def describe_tool(

@@ -8,6 +8,7 @@ attack does when nothing stops it; the sandbox runs keep it.
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 import time
@@ -18,6 +19,7 @@ import pytest
 
 from sandbox_tool import (
     CpuLimitExceeded,
+    ExecutionOptions,
     MemoryLimitExceeded,
     OutputLimitExceeded,
     SandboxError,
@@ -25,6 +27,7 @@ from sandbox_tool import (
 )
 
 from .harness import (
+    ALLOW_ALL,
     Side,
     assert_refused_as,
     bare_run,
@@ -477,3 +480,145 @@ def test_state_does_not_persist(side: Side) -> None:
         return
     assert found == [], f"state persisted into the next execution: {found}"
     assert on_host == [], f"the sandbox wrote on the host: {on_host}"
+
+
+# -- processes a session cell leaves behind ---------------------------------------------
+
+SPINNERS = """
+import ctypes, os
+for _ in range(2):
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            ctypes.CDLL(None).prctl(15, ctypes.c_char_p(inputs["name"].encode()), 0, 0, 0)
+            while True:
+                pass
+        os._exit(0)
+    os.wait()
+"spinning"
+"""
+
+
+def test_session_cell_leaves_no_spinners(side: Side, watch_name: Any) -> None:
+    """The audit's attack: a cell forks two ``setsid`` spinners and returns at once. They
+    must be dead when the cell's answer arrives, and the session must go on (its state
+    is in ``__main__``)."""
+    name = watch_name("sbxspin")
+
+    async def scenario() -> tuple[Any, list[Any], Any]:
+        async with side.sandbox.session(ExecutionOptions(**ALLOW_ALL, timeout=30.0)) as s:
+            first = await s.execute("kept = 41\n" + SPINNERS, {"name": name})
+            survivors = processes_named(name)
+            kill_all(survivors)
+            second = await s.execute("kept + 1")
+        return first.result, survivors, second.result
+
+    first, survivors, second = asyncio.run(scenario())
+    assert first == "spinning"
+    assert survivors == [], f"the cell's spinners outlived its answer: {survivors}"
+    assert second == 42
+
+
+# -- the CPU budget of the whole sandbox ---------------------------------------------------
+
+# Three spinners that hand over to a fresh child before RLIMIT_CPU (per process) ends
+# them: the audit's one-shot attack got 16 CPU-s under cpu_seconds=1 this way.
+RE_FORKING_SPINNERS = """
+import ctypes, os, time
+def spin():
+    ctypes.CDLL(None).prctl(15, ctypes.c_char_p(inputs["name"].encode()), 0, 0, 0)
+    while True:
+        start = time.process_time()
+        while time.process_time() - start < 0.4:
+            pass
+        if os.fork() != 0:
+            os._exit(0)
+for _ in range(3):
+    if os.fork() == 0:
+        os.setsid()
+        spin()
+time.sleep(inputs["seconds"])
+return "done"
+"""
+
+
+def test_session_cell_cpu_budget_is_the_cells_own(side: Side, watch_name: Any) -> None:
+    """A session cell's budget does not include what the earlier cells used, and one
+    whose processes pass it together ends the session with CpuLimitExceeded."""
+    if side.is_baseline:
+        pytest.skip("the native engine bounds a cell's processes the same way")
+    name = watch_name("sbxcellcpu")
+    spend = "import time\ns = time.process_time()\nwhile time.process_time() - s < 0.6:\n    pass"
+
+    async def scenario() -> tuple[Any, BaseException | None]:
+        opts = ExecutionOptions(**ALLOW_ALL, timeout=20.0, cpu_seconds=1)
+        async with side.sandbox.session(opts) as s:
+            for _ in range(3):  # 1.8 CPU-s over three cells: each is under its budget
+                await s.execute(spend)
+            try:
+                await s.execute(RE_FORKING_SPINNERS.replace("return ", "result = "),
+                                {"name": name, "seconds": 3})  # fmt: skip
+            except SandboxError as exc:
+                return None, exc
+        return "no error", None
+
+    value, error = asyncio.run(scenario())
+    survivors = processes_named(name)
+    kill_all(survivors)
+    assert isinstance(error, CpuLimitExceeded), error or value
+    assert "in total" in str(error)
+    assert survivors == []
+
+
+# -- the memory of the whole sandbox -------------------------------------------------------
+
+# The audit's attack: forked children of 200 MB each, every one under memory_mb (which
+# RLIMIT_AS applies per process), together twice over it.
+FORKED_HOGS = """
+import ctypes, os, time
+for _ in range(6):
+    if os.fork() == 0:
+        ctypes.CDLL(None).prctl(15, ctypes.c_char_p(inputs["name"].encode()), 0, 0, 0)
+        hog = bytearray(200 * 1024 * 1024)  # zero-filled: every page is resident
+        time.sleep(inputs["seconds"])
+        os._exit(0)
+time.sleep(inputs["seconds"])
+return "done"
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("code", "limits", "lifted", "error"),
+    [
+        pytest.param(
+            RE_FORKING_SPINNERS, {"cpu_seconds": 1}, {"cpu_seconds": 1000}, CpuLimitExceeded,
+            id="re-forking-spinners-share-one-cpu-budget",
+        ),
+        pytest.param(
+            FORKED_HOGS, {"memory_mb": 600}, {"memory_mb": 8192}, MemoryLimitExceeded,
+            id="forked-children-share-one-memory-limit",
+        ),
+    ],
+)  # fmt: skip
+def test_processes_share_one_budget(
+    side: Side,
+    watch_name: Any,
+    code: str,
+    limits: dict[str, float],
+    lifted: dict[str, float],
+    error: type[SandboxError],
+) -> None:
+    """No process reaches the limit itself, but together they pass it: the sandbox's
+    total is what counts, the error says so, and no process is left."""
+    name = watch_name("sbxtotal")
+    inputs = {"name": name, "seconds": 3}
+    outcome = side.attack(code, inputs, baseline_overrides=lifted, timeout=20, **limits)
+    survivors = processes_named(name)
+    kill_all(survivors)
+    if side.is_baseline:
+        assert outcome.value == "done"  # nothing stopped them while the code ran
+        return
+    assert isinstance(outcome.error, error), outcome.error or outcome.result
+    assert "in total" in str(outcome.error), outcome.error
+    assert survivors == [], f"processes outlived the run: {survivors}"

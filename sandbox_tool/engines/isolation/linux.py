@@ -18,6 +18,7 @@ from typing import Any
 from sandbox_tool.budgets import Budgets
 from sandbox_tool.engines.isolation.base import Isolation, Probe
 from sandbox_tool.engines.runners.requests import RUNNER_PARENT
+from sandbox_tool.engines.runners.treewatch import MEMORY_BOUND
 from sandbox_tool.engines.runners.workspace import Workspace
 from sandbox_tool.errors import EngineUnavailable
 from sandbox_tool.options import ExecutionOptions
@@ -110,6 +111,7 @@ class LinuxNamespaces(Isolation):
         ]
         if options.network:
             notes.append("network: the code shares the host's network (network=True)")
+        notes.append(MEMORY_BOUND)
         return notes
 
     def pool_key(self, options: ExecutionOptions) -> Hashable:

@@ -10,6 +10,7 @@ import os
 import sys
 
 from sandbox_tool.engines.isolation.base import Isolation, Probe
+from sandbox_tool.engines.runners.treewatch import MEMORY_BOUND
 from sandbox_tool.options import ExecutionOptions
 
 __all__ = ["RlimitsOnly"]
@@ -37,4 +38,8 @@ class RlimitsOnly(Isolation):
             notes.append("memory_mb: macOS does not enforce RLIMIT_AS")
         elif not sys.platform.startswith("linux"):
             notes.append(f"limits: rlimits are untested on {sys.platform}")
+        else:
+            # no pid namespace: the host's poll sees only what stays in the worker's tree
+            notes.append(MEMORY_BOUND + "; without a pid namespace, only the processes "
+                         "that stay in the worker's tree")  # fmt: skip
         return notes

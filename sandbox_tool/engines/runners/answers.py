@@ -116,6 +116,24 @@ def to_result(
             limit=opts.max_output_bytes,
             **common,
         )
+    if ex.overrun is not None and ex.overrun.kind == "cpu":
+        raise CpuLimitExceeded(
+            f"the sandbox's processes used {ex.overrun.total:.1f} s of CPU time in total, "
+            f"more than the {what}'s {opts.cpu_limit_seconds} s, and were killed (the "
+            "budget is for all the processes the code runs together); make it cheaper, "
+            "use fewer processes, or raise ExecutionOptions.cpu_seconds" + lost,
+            limit=opts.cpu_seconds,
+            **common,
+        )
+    if ex.overrun is not None:
+        raise MemoryLimitExceeded(
+            f"the sandbox's processes held {ex.overrun.total / 2**20:.0f} MB in total, more "
+            f"than {opts.memory_mb} MB, and were killed (the limit is for all the processes "
+            "the code runs together); use less memory or fewer processes, or raise "
+            "ExecutionOptions.memory_mb" + lost,
+            limit=opts.memory_mb,
+            **common,
+        )
     if ex.timed_out:
         raise Timeout(
             f"the {what} ran longer than {opts.timeout:g} s and was killed; make it faster "

@@ -9,9 +9,10 @@ which it holds until it exits and on which it reports how the worker ended.
 An exchange sends frames (the execution request, a cell, or both at once) and waits
 for the answers they call for: the ready frame (the layers the sandbox reported
 before any user code ran) and the cell's answer frame, whose output ends with the
-cell's marker on both streams. It enforces, from the host, the wall-clock timeout and
-the output budget; on either, or on a protocol error, it kills the whole tree before it
-returns, after giving the runner ``stop_grace`` seconds to stop the code and save its
+cell's marker on both streams. It enforces, from the host, the wall-clock timeout,
+the output budget and the CPU and memory budgets of the whole tree (:mod:`.treewatch`); on any of
+them, or on a protocol error, it kills the whole tree before it returns, after giving
+the runner ``stop_grace`` seconds to stop the code and save its
 files. When the channel ends without an answer, the worker died: the supervisor's
 report (:meth:`RunnerChannel.supervisor_report`) says how.
 """
@@ -37,6 +38,7 @@ from sandbox_tool.engines.runners.frames import (
 )
 from sandbox_tool.engines.runners.pipes import RunnerPipes, close_quietly
 from sandbox_tool.engines.runners.proctree import kill_tree
+from sandbox_tool.engines.runners.treewatch import Overrun, watch_tree
 from sandbox_tool.runner.protocol import MAX_ARTIFACT_FILES
 
 __all__ = ["CellLimits", "Exchange", "RunnerChannel", "parse_report"]
@@ -55,6 +57,12 @@ class CellLimits:
     max_output_bytes: int
     max_frame: int
     max_artifact_bytes: int
+    cpu_seconds: float = 0.0
+    """The cell's CPU budget for the runner's whole tree (0: none; :mod:`.treewatch`)."""
+    memory_bytes: int = 0
+    """What the runner's processes may hold together (0: no bound; :mod:`.treewatch`)."""
+    cpu_base: float = 0.0
+    """The CPU seconds the tree had used before the cell (a session's earlier cells)."""
 
 
 @dataclass
@@ -73,6 +81,8 @@ class Exchange:
     """The channel broke its protocol (which only the code can make it do)."""
     artifact_data: list[bytes] = field(default_factory=list)
     """The contents of the answer's artifacts, in the order of its list."""
+    overrun: Overrun | None = None
+    """The budget of the whole tree (CPU or memory) the host stopped the runner for."""
     duration_ms: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -82,8 +92,15 @@ class Exchange:
 
     @property
     def cut_short(self) -> bool:
-        """Ended by the host (timeout, output flood, protocol error): the tree is dead."""
-        return self.timed_out or self.output_exceeded or self.protocol_error is not None
+        """Ended by the host (timeout, output flood, CPU or memory total, protocol
+        error): the tree
+        is dead."""
+        return (
+            self.timed_out
+            or self.output_exceeded
+            or self.protocol_error is not None
+            or self.overrun is not None
+        )
 
 
 class RunnerChannel:
@@ -167,11 +184,22 @@ class RunnerChannel:
             )
         body = asyncio.ensure_future(self._answers(run, ready, cell, streams))
         overflow = asyncio.ensure_future(budget.exceeded.wait())
-        tasks = [t for t in (body, overflow, streams) if t is not None]
+        cpu: asyncio.Future[Overrun] | None = None
+        if cell is not None and (cell.cpu_seconds > 0 or cell.memory_bytes > 0):
+            cpu = asyncio.ensure_future(
+                watch_tree(self.pid, cell.cpu_seconds or float("inf"), cell.cpu_base,
+                           cell.memory_bytes)
+            )  # fmt: skip
+        tasks = [t for t in (body, overflow, streams, cpu) if t is not None]
         try:
-            done, _ = await asyncio.wait({body, overflow}, timeout=timeout,
+            waited: set[asyncio.Future[Any]] = {body, overflow}
+            if cpu is not None:
+                waited.add(cpu)
+            done, _ = await asyncio.wait(waited, timeout=timeout,
                                          return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-            if body in done and not budget.exceeded.is_set():
+            if cpu is not None and cpu in done and body not in done:
+                run.overrun = cpu.result()
+            elif body in done and not budget.exceeded.is_set():
                 try:
                     body.result()
                 except ChannelError as exc:

@@ -150,7 +150,12 @@ def new_cell(code: str, options: ExecutionOptions, *, inputs: Any = None,
             frame["inputs"] = inputs
     budgets = Budgets.of(options)
     limits = CellLimits(
-        marker, budgets.output_bytes, budgets.answer_frame_bytes, budgets.artifact_bytes
+        marker,
+        budgets.output_bytes,
+        budgets.answer_frame_bytes,
+        budgets.artifact_bytes,
+        cpu_seconds=options.cpu_limit_seconds,
+        memory_bytes=options.memory_mb * 1024 * 1024,
     )
     return CellMessage(frame, limits)
 

@@ -17,6 +17,9 @@ and the markers are in, and the sandbox is torn down afterwards, off the
 critical path. Otherwise the channel is a session: cells run in the same
 ``__main__`` until the host closes the channel.
 
+Before a cell's answer is sent, every process the cell started is killed and reaped
+(:mod:`..strays`): a session keeps its state in ``__main__``, not in processes.
+
 Per-cell limits: CPU (the soft ``RLIMIT_CPU`` moves forward before each cell
 that names ``cpu_seconds``), and, from the host, wall clock and output. Memory
 is limited per channel. A cell that hits a limit ends the channel.
@@ -45,6 +48,7 @@ from ..protocol import (
     Usage,
     read_regular,
 )
+from ..strays import adopt_orphans, end_strays
 from . import worker
 
 # Bound now: the code may replace module attributes (json.dumps = None) before its
@@ -138,6 +142,11 @@ def serve(setup: RunnerSetup, channel: int, isolation: IsolationSummary | None) 
     paths = request["paths"]
     figures = os.path.join(paths["meta"], FIGURES_DIR)
     files = _files(paths["work"])
+    # the worker reaps the cell's orphans itself; kill(-1) is safe only in a pid
+    # namespace of the sandbox's own
+    namespaces = isolation.get("namespaces") if isolation is not None else None
+    own_pid_namespace = bool(namespaces and namespaces.get("pid"))
+    adopt_orphans()
     while True:
         cell: Cell | None = read_frame(channel)
         if cell is None:
@@ -147,6 +156,7 @@ def serve(setup: RunnerSetup, channel: int, isolation: IsolationSummary | None) 
         if "inputs" in cell:
             main.__dict__["inputs"] = cell["inputs"]
         report = worker.run_code(main, cell["code"], max_bytes, cell=not one_shot)
+        end_strays(own_pid_namespace)  # state lives in __main__, never in stray processes
         answer = cast(AnswerFrame, dict(report))
         contents: list[bytes] = []
         try:

@@ -16,6 +16,7 @@ from ..protocol import (
     RunnerSetup,
     SupervisorReport,
 )
+from ..strays import children_of
 from ..syscalls import (
     PR_SET_CHILD_SUBREAPER,
     PR_SET_DUMPABLE,
@@ -29,24 +30,6 @@ from ..syscalls import (
 def read_json(fd: int) -> Any:
     """Read ``fd`` to its end and parse it as JSON."""
     return json.loads(read_all(fd))
-
-
-def _children(pid: int) -> list[int]:
-    """Direct children of ``pid`` (Linux /proc scan)."""
-    kids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # the fields after the command name, which may itself hold spaces and parens
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 1 and int(fields[1]) == pid:
-            kids.append(int(entry))
-    return kids
 
 
 def reap_everything(worker_pgid: int | None) -> None:
@@ -69,7 +52,7 @@ def reap_everything(worker_pgid: int | None) -> None:
         return  # none left (the usual case): no need to scan /proc
     while True:
         if linux:
-            for kid in _children(me):
+            for kid in children_of(me):
                 try:
                     os.kill(kid, signal.SIGKILL)
                 except OSError:
