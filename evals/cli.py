@@ -1,6 +1,8 @@
 """The command line: ``python -m evals snippets|agent|compare|data``.
 
     python -m evals snippets [--engine NAME] [--only PATTERN] [--out DIR]
+    python -m evals agent [--mode replay|record|live] [--model M] [--base-url URL]
+                          [--tasks PATTERN] [--engine NAME] [--out DIR]
     python -m evals compare OLD NEW
     python -m evals data [--check]
 
@@ -18,6 +20,8 @@ from pathlib import Path
 __all__ = ["main"]
 
 DEFAULT_OUT = Path("eval-results")
+#: evals/snippets, without importing the suite (and pydantic, yaml) for --help
+SNIPPETS_DIR = Path(__file__).resolve().parent / "snippets"
 
 
 def _snippets(args: argparse.Namespace) -> int:
@@ -25,7 +29,7 @@ def _snippets(args: argparse.Namespace) -> int:
     from evals.report import new_results, write_results
     from evals.snippet_suite import load_snippets, run_snippets_sync, summarize_snippets
 
-    files = load_snippets(pattern=args.only)
+    files = load_snippets(args.dir, pattern=args.only)
     total = sum(len(f.snippets) for f in files)
     if not total:
         print(f"no snippet matches {args.only!r}", file=sys.stderr)
@@ -93,8 +97,27 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("snippets", help="run the snippet suite through PythonTool")
     s.add_argument("--engine", default="auto", help="sandbox engine (default: the strongest)")
     s.add_argument("--only", default="*", help="fnmatch pattern on CATEGORY/ID")
+    s.add_argument(
+        "--dir", type=Path, default=SNIPPETS_DIR, help="the snippet files (default: evals/snippets)"
+    )
     s.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory")
     s.set_defaults(run=_snippets)
+
+    a = sub.add_parser("agent", help="run the agent task suite (replayed by default)")
+    a.add_argument("--mode", choices=["replay", "record", "live"], default="replay")
+    a.add_argument(
+        "--model", default=None, help="model name (record/live; default: the recorded one)"
+    )
+    a.add_argument("--base-url", default=None, help="OpenAI-compatible server (record/live)")
+    a.add_argument("--tasks", default="*", help="fnmatch pattern on task ids")
+    a.add_argument(
+        "--responses-base-url",
+        default=None,
+        help="a Responses API server (record/live; default: a local shim over --base-url)",
+    )
+    a.add_argument("--engine", default="auto", help="sandbox engine (default: the strongest)")
+    a.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory")
+    a.set_defaults(run=_agent)
 
     c = sub.add_parser("compare", help="what changed between two results directories")
     c.add_argument("old", type=Path)
@@ -105,6 +128,12 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--check", action="store_true", help="only check the committed files")
     d.set_defaults(run=_data)
     return p
+
+
+def _agent(args: argparse.Namespace) -> int:
+    from evals.agent_cli import run_agent_command
+
+    return run_agent_command(args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -201,6 +201,8 @@ def _sensors(answers: Answers) -> list[Row]:
     spike = max((r for r in rows if r["sensor"] == "s2"), key=lambda r: r["value"])
     answers["sensors_s2_spike_time"] = spike["timestamp"]
     answers["sensors_s2_spike_day"] = spike["timestamp"][:10]
+    values = [r["value"] for r in rows]
+    answers["sensors_value_range"] = _r2(max(values) - min(values))
     return rows
 
 

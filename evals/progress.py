@@ -34,8 +34,8 @@ class Progress:
             return
         filled = self.width * self.done // self.total
         bar = "#" * filled + "-" * (self.width - filled)
-        line = f"\r{self.title} [{bar}] {self.done}/{self.total} {label[:40]}: {status[:20]}"
-        self.out.write(line.ljust(self.width + 90))
+        line = f"\r{self.title} [{bar}] {self.done}/{self.total} {label[:40]}: {status[:40]}"
+        self.out.write(line.ljust(self.width + 110))
         self.out.flush()
 
     def close(self) -> None:
