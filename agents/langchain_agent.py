@@ -1,7 +1,8 @@
 """A tool-calling loop on LangChain, for any chat model that supports ``bind_tools``.
 
 Each tool call gives a ``ToolMessage`` whose artifact holds the result and the plots;
-plots then go to the model as standard image blocks in a ``HumanMessage``.
+plots then go to the model as standard image blocks in a ``HumanMessage``. The turn
+loop is the one the OpenAI loops run (:mod:`agents.loop`).
 
     python -m agents.langchain_agent "Which region sold most?" sales.csv
     python -m agents.langchain_agent "..." sales.csv --base-url http://127.0.0.1:8080/v1
@@ -15,27 +16,87 @@ server); :func:`langchain_loop` takes any chat model.
 
 from __future__ import annotations
 
-import asyncio
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from agents.common import (
-    AgentRun,
-    ToolChoicePolicy,
-    api_key,
-    build_tool,
-    check_inputs,
-    cli_parser,
-    run_and_report,
-    system_prompt,
-    tool_choice,
-)
-from sandbox_tool.tool import PythonTool
+from agents.common import system_prompt
+from agents.loop import ToolChoice, ToolChoicePolicy, Turn, run_turns
+from agents.run import AgentRun
+from sandbox_tool.tool import PythonTool, ToolOutcome
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import BaseMessage, ToolCall
 
-__all__ = ["langchain_loop", "main"]
+__all__ = ["LangChainConversation", "langchain_loop", "main"]
+
+
+class LangChainConversation:
+    """LangChain messages; a call is answered by the tool's ``ainvoke`` (a ``ToolMessage``
+    with the outcome as its artifact), its plots follow it in a ``HumanMessage``."""
+
+    def __init__(
+        self,
+        model: BaseChatModel,
+        tool: PythonTool,
+        question: str,
+        *,
+        instructions: str,
+        temperature: float | None = 0,
+    ) -> None:
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        from sandbox_tool.tool import LangChainPythonTool
+
+        self.model = model
+        self.python_tool = tool
+        self.lc_tool = LangChainPythonTool.from_tool(tool)
+        self.settings: dict[str, Any] = {} if temperature is None else {"temperature": temperature}
+        self.history: list[BaseMessage] = [
+            SystemMessage(content=instructions),
+            HumanMessage(content=question),
+        ]
+
+    @property
+    def tool(self) -> PythonTool:
+        return self.python_tool
+
+    async def ask(self, choice: ToolChoice) -> Turn[ToolCall]:
+        from langchain_core.messages import AIMessage
+
+        # tool_choice "none": the model answers; not binding the tool says so everywhere
+        forced = self.lc_tool.name if choice == "required" else choice
+        bound = (
+            self.model
+            if choice == "none"
+            else self.model.bind_tools([self.lc_tool], tool_choice=forced)
+        )
+        reply = await bound.ainvoke(self.history, **self.settings)
+        assert isinstance(reply, AIMessage)
+        self.history.append(reply)
+        return Turn(reply.text, reply.tool_calls)
+
+    def requested(self, call: ToolCall) -> tuple[str, str | dict[str, Any] | None]:
+        return call["name"], call["args"]
+
+    async def answer(self, call: ToolCall) -> tuple[ToolOutcome, list[BaseMessage]]:
+        from sandbox_tool.tool import images_message
+
+        tool_message = await self.lc_tool.ainvoke({**call, "type": "tool_call"})
+        outcome = tool_message.artifact
+        if not isinstance(outcome, ToolOutcome):  # arguments LangChain's schema refused
+            outcome = ToolOutcome(ok=False, text=str(tool_message.content))
+        reply: list[BaseMessage] = [tool_message]
+        if self.python_tool.images and (
+            images := images_message(outcome, tool_name=self.tool.name)
+        ):
+            reply.append(images)
+        return outcome, reply
+
+    def add_replies(self, turn: Turn[ToolCall], replies: Sequence[list[BaseMessage]]) -> None:
+        for reply in replies:
+            self.history += reply
 
 
 async def langchain_loop(
@@ -48,75 +109,20 @@ async def langchain_loop(
     policy: ToolChoicePolicy = "auto",
     temperature: float | None = 0,
 ) -> AgentRun:
-    """Ask ``question``, running each tool call in the sandbox, until a final answer."""
-    from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-
-    from sandbox_tool.tool import LangChainPythonTool, images_message
-
-    lc_tool = LangChainPythonTool.from_tool(tool)
-    messages: list[BaseMessage] = [
-        SystemMessage(content=system_prompt(csv_name)),
-        HumanMessage(content=question),
-    ]
-    run = AgentRun()
-    while run.turns < max_turns:
-        run.turns += 1
-        choice = tool_choice(policy, run.outcomes, last_turn=run.turns == max_turns)
-        # tool_choice "none": the model answers; not binding the tool says so everywhere
-        forced = lc_tool.name if choice == "required" else choice
-        bound = model if choice == "none" else model.bind_tools([lc_tool], tool_choice=forced)
-        settings: dict[str, Any] = {} if temperature is None else {"temperature": temperature}
-        reply = await bound.ainvoke(messages, **settings)
-        assert isinstance(reply, AIMessage)
-        messages.append(reply)
-        if not reply.tool_calls:
-            run.answer = reply.text
-            return run
-        for call in reply.tool_calls:
-            tool_message = await lc_tool.ainvoke({**call, "type": "tool_call"})
-            messages.append(tool_message)
-            outcome = tool_message.artifact
-            if outcome is not None:
-                run.outcomes.append(outcome)
-            if tool.images and (images := images_message(outcome, tool_name=tool.name)):
-                messages.append(images)
-    return run
-
-
-async def _main(argv: list[str] | None) -> int:
-    parser = cli_parser(__doc__.splitlines()[0] if __doc__ else "")
-    args = parser.parse_args(argv)
-    problem = check_inputs(args)
-    if problem:
-        print(problem, file=sys.stderr)
-        return 2
-    try:
-        from langchain_openai import ChatOpenAI
-    except ImportError:
-        print(
-            "the command line uses ChatOpenAI: pip install 'sandbox-tool[langchain]' "
-            "langchain-openai (or call langchain_loop with any chat model)",
-            file=sys.stderr,
-        )
-        return 2
-    from pydantic import SecretStr
-
-    key = SecretStr(api_key(args.base_url) or "")
-    model = ChatOpenAI(model=args.model, base_url=args.base_url, api_key=key, temperature=0)
-    tool = build_tool(args.csv, engine=args.engine, images=not args.no_images)
-    return await run_and_report(
-        args.base_url,
-        tool,
-        lambda: langchain_loop(
-            model, tool, args.question, csv_name=args.csv.name, max_turns=args.max_turns,
-            policy=args.tool_choice,
-        ),
-    )  # fmt: skip
+    """Ask ``question`` about ``csv_name``, running each tool call in the sandbox, until a
+    final answer."""
+    conversation = LangChainConversation(
+        model, tool, question, instructions=system_prompt(csv_name), temperature=temperature
+    )
+    return await run_turns(conversation, max_turns=max_turns, policy=policy)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    return asyncio.run(_main(argv))
+    from agents.cli import cli_parser, run_cli  # the command line sits above the loops
+
+    args = cli_parser(__doc__.splitlines()[0] if __doc__ else "").parse_args(argv)
+    return run_cli(args, api="langchain")
 
 
 if __name__ == "__main__":

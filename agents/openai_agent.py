@@ -1,7 +1,10 @@
 """A function-calling loop on the OpenAI SDK, for Chat Completions and the Responses API.
 
 Works with any OpenAI-compatible server (``--base-url``). Plots go back to the model
-as images; the loop stops on the model's final answer or at the turn limit.
+as images; the loop stops on the model's final answer or at the turn limit. Both APIs
+run the same turn loop (:mod:`agents.loop`) and answer calls through
+:meth:`~sandbox_tool.tool.OpenAIFunctions.handle`; only their request and reply shapes
+differ (:class:`ChatCompletionsConversation`, :class:`ResponsesConversation`).
 
     python -m agents.openai_agent "Which region sold most?" sales.csv --api responses
     python -m agents.openai_agent "..." sales.csv --base-url http://127.0.0.1:8080/v1
@@ -14,27 +17,201 @@ as images; the loop stops on the model's final answer or at the turn limit.
 
 from __future__ import annotations
 
-import asyncio
+import abc
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-from agents.common import (
-    AgentRun,
-    ToolChoicePolicy,
-    api_key,
-    build_tool,
-    check_inputs,
-    cli_parser,
-    run_and_report,
-    system_prompt,
-    tool_choice,
-)
-from sandbox_tool.tool import OpenAIFunctions, PythonTool
+from agents.common import system_prompt
+from agents.loop import Conversation, ToolChoice, ToolChoicePolicy, Turn, run_turns
+from agents.run import AgentRun
+from sandbox_tool.errors import UsageError
+from sandbox_tool.tool import OpenAIFunctions, PythonTool, ToolOutcome, ToolReply
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
+    from openai.types.chat import ChatCompletionMessageParam, ChatCompletionMessageToolCallUnion
+    from openai.types.responses import ResponseFunctionToolCall, ResponseInputParam
 
-__all__ = ["chat_completions_loop", "main", "responses_loop"]
+__all__ = [
+    "ChatCompletionsConversation",
+    "OpenAIApi",
+    "ResponsesConversation",
+    "chat_completions_loop",
+    "main",
+    "openai_conversation",
+    "responses_loop",
+]
+
+OpenAIApi = Literal["chat", "responses"]
+
+
+class _OpenAIConversation(abc.ABC):
+    """What both APIs share: the client, the settings and answering calls with ``handle``."""
+
+    def __init__(
+        self,
+        client: AsyncOpenAI,
+        tool: PythonTool,
+        question: str,
+        *,
+        instructions: str,
+        model: str,
+        temperature: float | None = 0,
+    ) -> None:
+        self.client = client
+        self.functions = OpenAIFunctions(tool)
+        self.instructions = instructions
+        self.model = model
+        self.temperature = temperature
+        # plain dicts in the API's shape (the tool's replies are dicts too)
+        self.history: list[dict[str, Any]] = self._opening(question)
+
+    @property
+    def tool(self) -> PythonTool:
+        return self.functions.tool
+
+    async def answer(self, call: Any) -> tuple[ToolOutcome, ToolReply]:
+        reply = await self.functions.handle(call)
+        return reply.outcome, reply
+
+    def _tools(self, choice: ToolChoice) -> dict[str, Any]:
+        """``tools`` and ``tool_choice`` for a request. For ``"none"`` the model must
+        answer: leaving the tools out says so to every server (a small model shown the
+        tools may still write a call as text)."""
+        if choice == "none":
+            return {}
+        forced = self._forced_choice() if choice == "required" else choice
+        return {"tools": self._definitions(), "tool_choice": forced}
+
+    @abc.abstractmethod
+    def _opening(self, question: str) -> list[dict[str, Any]]:
+        """The conversation before the model's first turn."""
+
+    @abc.abstractmethod
+    def _definitions(self) -> list[dict[str, Any]]:
+        """The tool's definition in this API's shape."""
+
+    @abc.abstractmethod
+    def _forced_choice(self) -> dict[str, Any]:
+        """The ``tool_choice`` that makes the model call the tool."""
+
+
+class ChatCompletionsConversation(_OpenAIConversation):
+    """Chat Completions: ``messages``; an assistant message holds its ``tool_calls``."""
+
+    def _opening(self, question: str) -> list[dict[str, Any]]:
+        return [
+            {"role": "system", "content": self.instructions},
+            {"role": "user", "content": question},
+        ]
+
+    def _definitions(self) -> list[dict[str, Any]]:
+        return self.functions.chat_completions_tools()
+
+    def _forced_choice(self) -> dict[str, Any]:
+        return {"type": "function", "function": {"name": self.tool.name}}
+
+    async def ask(self, choice: ToolChoice) -> Turn[ChatCompletionMessageToolCallUnion]:
+        response = await self.client.chat.completions.create(
+            model=self.model,
+            # the history holds dicts of this shape (OpenAIFunctions needs no openai import)
+            messages=cast("list[ChatCompletionMessageParam]", self.history),
+            temperature=self.temperature,
+            **self._tools(choice),
+        )
+        message = response.choices[0].message
+        calls = message.tool_calls or []
+        if calls:
+            # content "" rather than null: some servers reject a null content
+            self.history.append(
+                {
+                    "role": "assistant",
+                    "content": message.content or "",
+                    "tool_calls": [call.model_dump() for call in calls],
+                }
+            )
+        return Turn(message.content or "", calls)
+
+    def requested(
+        self, call: ChatCompletionMessageToolCallUnion
+    ) -> tuple[str, str | dict[str, Any] | None]:
+        if call.type == "function":
+            return call.function.name, call.function.arguments
+        return call.custom.name, call.custom.input  # handle() answers it as not ours
+
+    def add_replies(
+        self, turn: Turn[ChatCompletionMessageToolCallUnion], replies: Sequence[ToolReply]
+    ) -> None:
+        for reply in replies:
+            self.history += reply.messages
+
+
+class ResponsesConversation(_OpenAIConversation):
+    """The Responses API, the conversation kept client-side (``store=False``): ``input``
+    items; each ``function_call`` is followed by its ``function_call_output``."""
+
+    def _opening(self, question: str) -> list[dict[str, Any]]:
+        return [{"role": "user", "content": question}]  # the instructions go beside it
+
+    def _definitions(self) -> list[dict[str, Any]]:
+        return self.functions.responses_tools()
+
+    def _forced_choice(self) -> dict[str, Any]:
+        return {"type": "function", "name": self.tool.name}
+
+    async def ask(self, choice: ToolChoice) -> Turn[ResponseFunctionToolCall]:
+        response = await self.client.responses.create(
+            model=self.model,
+            instructions=self.instructions,
+            input=cast("ResponseInputParam", self.history),  # dicts, as in Chat Completions
+            temperature=self.temperature,
+            store=False,
+            **self._tools(choice),
+        )
+        calls = [item for item in response.output if item.type == "function_call"]
+        return Turn(response.output_text, calls)
+
+    def requested(self, call: ResponseFunctionToolCall) -> tuple[str, str | dict[str, Any] | None]:
+        return call.name, call.arguments
+
+    def add_replies(
+        self, turn: Turn[ResponseFunctionToolCall], replies: Sequence[ToolReply]
+    ) -> None:
+        for call, reply in zip(turn.calls, replies, strict=True):
+            self.history += [
+                {
+                    "type": "function_call",
+                    "call_id": call.call_id,
+                    "name": call.name,
+                    "arguments": call.arguments,
+                },
+                *reply.messages,
+            ]
+
+
+def openai_conversation(
+    api: OpenAIApi,
+    client: AsyncOpenAI,
+    tool: PythonTool,
+    question: str,
+    *,
+    instructions: str,
+    model: str,
+    temperature: float | None = 0,
+) -> Conversation[Any, ToolReply]:
+    """The conversation of one API, for :func:`~agents.loop.run_turns`."""
+    if api == "chat":
+        kind: type[ChatCompletionsConversation | ResponsesConversation] = (
+            ChatCompletionsConversation
+        )
+    elif api == "responses":
+        kind = ResponsesConversation
+    else:
+        raise UsageError(f"unknown OpenAI API {api!r}: use 'chat' or 'responses'")
+    return kind(
+        client, tool, question, instructions=instructions, model=model, temperature=temperature
+    )
 
 
 async def chat_completions_loop(
@@ -48,49 +225,13 @@ async def chat_completions_loop(
     policy: ToolChoicePolicy = "auto",
     temperature: float | None = 0,
 ) -> AgentRun:
-    """Ask ``question`` through Chat Completions, running each tool call in the sandbox."""
-    functions = OpenAIFunctions(tool)
-    messages: list[dict[str, Any]] = [
-        {"role": "system", "content": system_prompt(csv_name)},
-        {"role": "user", "content": question},
-    ]
-    run = AgentRun()
-    while run.turns < max_turns:
-        run.turns += 1
-        choice = tool_choice(policy, run.outcomes, last_turn=run.turns == max_turns)
-        # tool_choice "none": the model answers; leaving the tools out says so everywhere
-        # (a small model shown the tools may still write a call as text)
-        tools: dict[str, Any] = {}
-        if choice != "none":
-            tools["tools"] = functions.chat_completions_tools()
-            tools["tool_choice"] = (
-                {"type": "function", "function": {"name": tool.name}}
-                if choice == "required"
-                else choice
-            )
-        response = await client.chat.completions.create(
-            model=model,
-            messages=messages,  # type: ignore[arg-type]
-            temperature=temperature,
-            **tools,
-        )
-        message = response.choices[0].message
-        if not message.tool_calls:
-            run.answer = message.content or ""
-            return run
-        # content "" rather than null: some servers reject a null content
-        messages.append(
-            {
-                "role": "assistant",
-                "content": message.content or "",
-                "tool_calls": [call.model_dump() for call in message.tool_calls],
-            }
-        )
-        for call in message.tool_calls:
-            reply = await functions.handle(call)
-            run.outcomes.append(reply.outcome)
-            messages.extend(reply.messages)
-    return run
+    """Ask ``question`` about ``csv_name`` through Chat Completions, running each tool call
+    in the sandbox."""
+    conversation = ChatCompletionsConversation(
+        client, tool, question, instructions=system_prompt(csv_name), model=model,
+        temperature=temperature,
+    )  # fmt: skip
+    return await run_turns(conversation, max_turns=max_turns, policy=policy)
 
 
 async def responses_loop(
@@ -104,75 +245,23 @@ async def responses_loop(
     policy: ToolChoicePolicy = "auto",
     temperature: float | None = 0,
 ) -> AgentRun:
-    """Ask ``question`` through the Responses API; the conversation is kept client-side."""
-    functions = OpenAIFunctions(tool)
-    items: list[Any] = [{"role": "user", "content": question}]
-    run = AgentRun()
-    while run.turns < max_turns:
-        run.turns += 1
-        choice = tool_choice(policy, run.outcomes, last_turn=run.turns == max_turns)
-        tools: dict[str, Any] = {}
-        if choice != "none":  # as in chat_completions_loop
-            tools["tools"] = functions.responses_tools()
-            tools["tool_choice"] = (
-                {"type": "function", "name": tool.name} if choice == "required" else choice
-            )
-        response = await client.responses.create(
-            model=model,
-            instructions=system_prompt(csv_name),
-            input=items,
-            temperature=temperature,
-            store=False,
-            **tools,
-        )
-        calls = [item for item in response.output if item.type == "function_call"]
-        if not calls:
-            run.answer = response.output_text
-            return run
-        for call in calls:
-            reply = await functions.handle(call)
-            run.outcomes.append(reply.outcome)
-            items += [
-                {
-                    "type": "function_call",
-                    "call_id": call.call_id,
-                    "name": call.name,
-                    "arguments": call.arguments,
-                },
-                *reply.messages,
-            ]
-    return run
-
-
-async def _main(argv: list[str] | None) -> int:
-    parser = cli_parser(__doc__.splitlines()[0] if __doc__ else "")
-    parser.add_argument("--api", choices=["chat", "responses"], default="chat")
-    args = parser.parse_args(argv)
-    problem = check_inputs(args)
-    if problem:
-        print(problem, file=sys.stderr)
-        return 2
-    try:
-        import openai
-    except ImportError:
-        print("the OpenAI agent needs openai: pip install 'sandbox-tool[openai]'", file=sys.stderr)
-        return 2
-    client = openai.AsyncOpenAI(api_key=api_key(args.base_url), base_url=args.base_url)
-    tool = build_tool(args.csv, engine=args.engine, images=not args.no_images)
-    loop = responses_loop if args.api == "responses" else chat_completions_loop
-    return await run_and_report(
-        args.base_url,
-        tool,
-        lambda: loop(
-            client, tool, args.question, csv_name=args.csv.name, model=args.model,
-            max_turns=args.max_turns, policy=args.tool_choice,
-        ),
+    """Ask ``question`` about ``csv_name`` through the Responses API; the conversation is
+    kept client-side."""
+    conversation = ResponsesConversation(
+        client, tool, question, instructions=system_prompt(csv_name), model=model,
+        temperature=temperature,
     )  # fmt: skip
+    return await run_turns(conversation, max_turns=max_turns, policy=policy)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    return asyncio.run(_main(argv))
+    from agents.cli import cli_parser, run_cli  # the command line sits above the loops
+
+    parser = cli_parser(__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--api", choices=["chat", "responses"], default="chat")
+    args = parser.parse_args(argv)
+    return run_cli(args, api=args.api)
 
 
 if __name__ == "__main__":

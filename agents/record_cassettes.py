@@ -98,7 +98,7 @@ def scenario_tool(engine: str = "auto") -> PythonTool:
     """The tool every loop gets, when recording and when replaying."""
     from agents.common import build_tool
 
-    return build_tool(DATA, engine=engine, images=IMAGES)
+    return build_tool([DATA], engine=engine, images=IMAGES)
 
 
 def langchain_model(api_key: str) -> Any:
@@ -228,9 +228,9 @@ async def record_all(only: set[str], attempts: int) -> dict[str, bool]:
     import tempfile
 
     import openai
-    import vcr  # type: ignore[import-untyped]
+    import vcr
 
-    from agents.common import print_run
+    from agents.cli import print_run
     from agents.langchain_agent import langchain_loop
     from agents.openai_agent import chat_completions_loop, responses_loop
 

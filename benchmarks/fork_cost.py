@@ -52,8 +52,7 @@ def main() -> int:
     import numpy  # noqa: F401
     import pandas  # noqa: F401
 
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "sandbox_tool"))
-    from runner.template import _collapse_heap  # the template's own function
+    from sandbox_tool.runner.template import _collapse_heap  # the template's own function
 
     gc.collect()
     gc.freeze()

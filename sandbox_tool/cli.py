@@ -26,7 +26,7 @@ from sandbox_tool.engines import ENGINES, probe_all
 from sandbox_tool.errors import ExecutionFailed, SandboxError, UsageError
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.policies import ImportPolicy
-from sandbox_tool.result import Artifact, ExecutionResult, error_json_dict
+from sandbox_tool.result import Artifact, ExecutionResult, error_json_dict, write_artifacts
 from sandbox_tool.sandbox import PythonSandbox
 
 __all__ = ["main"]
@@ -124,17 +124,11 @@ def _read_code(file: str) -> str:
 
 
 def _write_artifacts(out: Path, artifacts: list[Artifact]) -> dict[str, str]:
-    paths = {}
-    out.mkdir(parents=True, exist_ok=True)
-    for art in artifacts:
-        # names come from the sandbox: keep them inside ``out``
-        dest = (out / art.name).resolve()
-        if not dest.is_relative_to(out.resolve()):
-            dest = out.resolve() / os.path.basename(art.name)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(art.data)
-        paths[art.name] = str(dest)
-    return paths
+    try:
+        written = write_artifacts(out, artifacts)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot write the artifacts to {out}: {exc}") from exc
+    return {name: str(path) for name, path in written.items()}
 
 
 def _print_human(payload: dict[str, Any]) -> None:

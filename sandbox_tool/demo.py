@@ -23,6 +23,7 @@ from sandbox_tool import (
     Timeout,
     create_default_sandbox,
 )
+from sandbox_tool.result import write_artifacts
 
 # What a model would write when asked "analyse our sales by region and month".
 ANALYSIS = textwrap.dedent(
@@ -103,10 +104,9 @@ async def run_demo(out: Path) -> int:
     print(f"orders: {summary['orders']}, total revenue: {summary['total_revenue']:,.2f}")
     print(f"best region: {summary['best_region']}, best month: {summary['best_month']}")
     print("\n== files written by the code ==")
+    written = write_artifacts(out, res.artifacts)
     for art in res.artifacts:
-        path = out / art.name
-        path.write_bytes(art.data)
-        print(f"{path}  ({art.mime_type}, {art.size:,} bytes)")
+        print(f"{written[art.name]}  ({art.mime_type}, {art.size:,} bytes)")
     peak = f", peak memory {res.peak_memory_mb:.0f} MB" if res.peak_memory_mb else ""
     print(f"\nran in {res.duration_ms:.0f} ms on the {res.engine} engine{peak}")
     if res.degraded:

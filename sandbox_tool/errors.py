@@ -14,6 +14,7 @@ Every failure of an execution is a :class:`SandboxError`. The tree::
     ├── EngineUnavailable          the engine cannot run on this host
     ├── EngineError                the engine itself failed (a bug or a broken host)
     └── UsageError                 the caller's own mistake (bad code type, bad file path...)
+        └── SessionsNotSupported   sessions asked of an engine that has none
 
 Every error carries what the code produced before it failed: ``stdout``,
 ``stderr`` and ``artifacts``. Errors serialise with :meth:`SandboxError.to_dict`
@@ -39,6 +40,7 @@ __all__ = [
     "MemoryLimitExceeded",
     "OutputLimitExceeded",
     "SandboxError",
+    "SessionsNotSupported",
     "Timeout",
     "UsageError",
     "error_from_dict",
@@ -180,6 +182,10 @@ class UsageError(SandboxError, ValueError):
     """The caller's own mistake: invalid options, an unknown engine, a missing file..."""
 
 
+class SessionsNotSupported(UsageError):
+    """The engine has no sessions (``Engine.supports_sessions`` is False)."""
+
+
 _BY_NAME: dict[str, type[SandboxError]] = {
     cls.__name__: cls
     for cls in (
@@ -193,6 +199,7 @@ _BY_NAME: dict[str, type[SandboxError]] = {
         EngineUnavailable,
         EngineError,
         UsageError,
+        SessionsNotSupported,
     )
 }
 

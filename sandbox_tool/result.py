@@ -2,11 +2,41 @@
 
 from __future__ import annotations
 
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Artifact", "ExecutionResult"]
+__all__ = ["Artifact", "ExecutionResult", "safe_artifact_name", "write_artifacts"]
+
+
+def safe_artifact_name(name: str) -> str:
+    """``name`` as a plain relative path that stays inside any directory it is joined to:
+    no root, no ``..`` or ``.`` parts, no backslashes or control characters.
+
+    >>> safe_artifact_name("../../etc/cron.d/evil")
+    'etc/cron.d/evil'
+    """
+    cleaned = "".join(ch for ch in name.replace("\\", "/") if ch.isprintable())
+    parts = [p for p in PurePosixPath(cleaned).parts if p not in ("/", ".", "..")]
+    return "/".join(p for p in parts if p.strip(" ."))[:255] or "artifact"
+
+
+def write_artifacts(directory: Path, artifacts: list[Artifact]) -> dict[str, Path]:
+    """Write each artifact under ``directory`` (created if missing) by its safe name; a
+    name that would still land outside it (through a symlink already there) is refused
+    with ``ValueError``. Returns where each artifact's name was written."""
+    top = directory.resolve()
+    top.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for art in artifacts:
+        dest = (top / safe_artifact_name(art.name)).resolve()
+        if not dest.is_relative_to(top) or dest == top:
+            raise ValueError(f"artifact {art.name!r} would be written outside {directory}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(art.data)
+        paths[art.name] = dest
+    return paths
 
 
 class Artifact(BaseModel):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import json
 from collections.abc import AsyncIterator, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from sandbox_tool.calls import check_call
 from sandbox_tool.engines import ENGINES, Engine, EngineInfo, probe_all
 from sandbox_tool.errors import EngineUnavailable, UsageError
-from sandbox_tool.options import ExecutionOptions, coerce_options
+from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
 
 if TYPE_CHECKING:
@@ -71,12 +71,12 @@ class PythonSandbox:
             self.engine = engine
         elif engine == "auto":
             cls, self.passed_over = _choose(interpreter)
-            self.engine = _instantiate(cls, interpreter, warm)
+            self.engine = cls.create(interpreter, warm=warm)
         elif engine in ENGINES:
             info = ENGINES[engine].probe(interpreter)
             if not info.available:
                 raise EngineUnavailable(f"{engine} engine: {info.reason}", engine=engine)
-            self.engine = _instantiate(ENGINES[engine], interpreter, warm)
+            self.engine = ENGINES[engine].create(interpreter, warm=warm)
         else:
             known = ", ".join(["auto", *ENGINES])
             raise UsageError(f"unknown engine {engine!r}; choose one of: {known}")
@@ -102,7 +102,7 @@ class PythonSandbox:
         Returns an :class:`ExecutionResult` or raises a
         :class:`~sandbox_tool.errors.SandboxError` carrying the output produced so far.
         """
-        opts = self._check(code, inputs, options)
+        opts = check_call(code, inputs, options, self.default_options)
         return await self.engine.execute(code, inputs, opts)
 
     def execute_sync(
@@ -122,12 +122,8 @@ class PythonSandbox:
     ) -> Session:
         """A started :class:`~sandbox_tool.session.Session`; ``aclose()`` it when done
         (or use :meth:`session`)."""
-        opts = self._check("", None, options)
-        opener = getattr(self.engine, "open_session", None)
-        if opener is None:
-            raise UsageError(f"the {self.engine.name} engine has no sessions")
-        session: Session = await opener(opts, idle_timeout)
-        return session
+        opts = check_call("", None, options, self.default_options)
+        return await self.engine.open_session(opts, idle_timeout)
 
     @contextlib.asynccontextmanager
     async def session(
@@ -160,26 +156,6 @@ class PythonSandbox:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-    def _check(
-        self, code: Any, inputs: Any, options: ExecutionOptions | dict[str, Any] | None
-    ) -> ExecutionOptions:
-        if not isinstance(code, str):
-            raise UsageError(f"code must be a str, not {type(code).__name__}")
-        if "\0" in code:
-            raise UsageError("code contains a NUL byte")
-        try:
-            json.dumps(inputs, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise UsageError(f"inputs must be JSON-serialisable: {exc}") from exc
-        return coerce_options(options, self.default_options)
-
-
-def _instantiate(cls: type[Engine], interpreter: str | None, warm: bool) -> Engine:
-    try:
-        return cls(interpreter=interpreter, warm=warm)  # type: ignore[call-arg]
-    except TypeError:  # an engine without a warm path
-        return cls(interpreter=interpreter)
 
 
 async def create_default_sandbox(

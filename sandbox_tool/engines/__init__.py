@@ -14,8 +14,9 @@ from sandbox_tool.engines.process import ProcessEngine
 __all__ = ["ENGINES", "Engine", "EngineInfo", "probe_all"]
 
 #: Every real engine, strongest first: ``create_default_sandbox`` takes the first available.
+_KNOWN: list[type[Engine]] = [ProcessEngine, NativeEngine]
 ENGINES: dict[str, type[Engine]] = {
-    cls.name: cls for cls in sorted([ProcessEngine, NativeEngine], key=lambda c: -c.security_level)
+    cls.name: cls for cls in sorted(_KNOWN, key=lambda c: -c.security_level)
 }
 
 

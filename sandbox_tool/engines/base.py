@@ -1,14 +1,27 @@
-"""What every engine is: a small abstract class, one module per engine."""
+"""What every engine is: a small abstract class, one module per engine.
+
+Callers (:class:`~sandbox_tool.sandbox.PythonSandbox`, the tool layer, the CLI) use
+only what :class:`Engine` declares: :meth:`~Engine.probe`, :meth:`~Engine.create`,
+:meth:`~Engine.start`, :meth:`~Engine.execute`, :meth:`~Engine.open_session` (an
+engine without sessions says so with :class:`~sandbox_tool.errors.SessionsNotSupported`
+and ``supports_sessions = False``), :meth:`~Engine.degraded` and :meth:`~Engine.aclose`.
+"""
 
 from __future__ import annotations
 
 import abc
 import sys
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from sandbox_tool.errors import SessionsNotSupported
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from sandbox_tool.session import Session
 
 __all__ = ["Engine", "EngineInfo"]
 
@@ -32,16 +45,25 @@ class Engine(abc.ABC):
     Subclasses set ``name``, ``security_level`` (5 native process, 7 OS
     isolation, 9 VM or user-space kernel) and ``summary`` (what the engine
     stops and what it does not, shown by ``sandbox-tool engines``), and
-    implement :meth:`probe` and :meth:`execute`.
+    implement :meth:`probe` and :meth:`execute`; engines with sessions set
+    ``supports_sessions`` and implement :meth:`open_session`.
     """
 
     name: ClassVar[str]
     security_level: ClassVar[int]
     summary: ClassVar[str]
+    #: Whether :meth:`open_session` works on this engine.
+    supports_sessions: ClassVar[bool] = False
 
     def __init__(self, interpreter: str | None = None) -> None:
         #: The Python that runs the code (default: the one running this process).
         self.interpreter = interpreter or sys.executable
+
+    @classmethod
+    def create(cls, interpreter: str | None = None, *, warm: bool = True) -> Self:
+        """The engine with its defaults, as :class:`~sandbox_tool.PythonSandbox` builds it
+        by name; ``warm`` is ignored by engines without a warm path."""
+        return cls(interpreter)
 
     @classmethod
     @abc.abstractmethod
@@ -54,6 +76,20 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     async def execute(self, code: str, inputs: Any, options: ExecutionOptions) -> ExecutionResult:
         """Run ``code`` with ``inputs``; return the result or raise a ``SandboxError``."""
+
+    async def open_session(self, options: ExecutionOptions, idle_timeout: float) -> Session:
+        """A started session (one interpreter whose state lasts across cells).
+
+        Raises :class:`~sandbox_tool.errors.SessionsNotSupported` on an engine without
+        sessions (``supports_sessions`` is False)."""
+        raise SessionsNotSupported(
+            f"the {self.name} engine has no sessions; run each cell as a single execution "
+            "or choose an engine with sessions (native, process)"
+        )
+
+    def degraded(self, options: ExecutionOptions) -> list[str]:
+        """What of ``options`` this engine cannot apply here, with the reason."""
+        return []
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release what :meth:`start` acquired."""

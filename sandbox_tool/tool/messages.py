@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sandbox_tool.errors import (
     BuiltinNotAllowed,
     CpuLimitExceeded,
+    EngineError,
     ExecutionError,
     ExecutionFailed,
     ImportNotAllowed,
@@ -38,7 +39,14 @@ from sandbox_tool.tool.remedies import (
 #: Image types that chat models accept as image input.
 VIEWABLE_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 
-__all__ = ["VIEWABLE_IMAGE_TYPES", "MessageContext", "clip_middle", "format_error", "format_result"]
+__all__ = [
+    "VIEWABLE_IMAGE_TYPES",
+    "MessageContext",
+    "clip_middle",
+    "format_engine_error",
+    "format_error",
+    "format_result",
+]
 
 #: Libraries named where a message suggests some (the description names more).
 SHORT_LIST = 12
@@ -274,6 +282,22 @@ def _too_loud(error: OutputLimitExceeded, ctx: MessageContext) -> list[str]:
         "everything, and avoid printing inside long loops."
     )
     return lines
+
+
+def format_engine_error(error: EngineError, ctx: MessageContext) -> str:
+    """The message for a run whose answer the sandbox could not trust or deliver (an
+    ``EngineError``): the code's result is lost, the tool still works."""
+    lines = [
+        "The sandbox could not complete this run, so its result is lost.",
+        f"Why: {clip_middle(error.message, 600)}",
+    ]
+    lines += _prior_output(error.stdout, error.stderr, ctx, "it failed")
+    lines.append(
+        "What to try: run the code again as it is; do not write to the sandbox's own file "
+        "descriptors or files. If it fails the same way, tell the user that the tool is "
+        "not working."
+    )
+    return "\n".join(lines)
 
 
 def format_error(error: ExecutionFailed, ctx: MessageContext, code: str | None = None) -> str:

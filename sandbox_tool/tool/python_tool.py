@@ -22,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sandbox_tool.errors import ExecutionFailed, UsageError
+from sandbox_tool.errors import EngineError, ExecutionFailed, UsageError
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import Artifact, ExecutionResult
 from sandbox_tool.sandbox import run_sync
@@ -31,6 +31,7 @@ from sandbox_tool.tool.interpreter import InterpreterInfo, inspect_interpreter
 from sandbox_tool.tool.messages import (
     VIEWABLE_IMAGE_TYPES,
     MessageContext,
+    format_engine_error,
     format_error,
     format_result,
 )
@@ -93,9 +94,10 @@ class PythonTool:
 
     ``options`` default to the sandbox's own; ``info`` (the interpreter's version and
     libraries) is detected from the sandbox's interpreter when not given.
-    Failures of the code become messages for the model; failures of the engine
-    (:class:`~sandbox_tool.errors.EngineUnavailable`, ``EngineError``, ``UsageError``)
-    are raised, since only the developer can fix them.
+    Failures of the code become messages for the model, and so does an ``EngineError``
+    (an answer the sandbox could not trust or deliver: the next call works);
+    :class:`~sandbox_tool.errors.EngineUnavailable` and ``UsageError`` are raised, since
+    only the developer can fix them.
     """
 
     def __init__(
@@ -152,6 +154,14 @@ class PythonTool:
             return ToolOutcome(
                 ok=False,
                 text=format_error(exc, self._context, code),
+                error=exc.to_dict(),
+                artifacts=exc.artifacts,
+            )
+        except EngineError as exc:
+            # a broken or forged answer, a runner that died: the model can still go on
+            return ToolOutcome(
+                ok=False,
+                text=format_engine_error(exc, self._context),
                 error=exc.to_dict(),
                 artifacts=exc.artifacts,
             )

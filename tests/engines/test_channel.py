@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from sandbox_tool import EngineError, ExecutionOptions, ImportPolicy, PythonSandbox
-from sandbox_tool.engines import channel
 from sandbox_tool.engines.native import NativeEngine
+from sandbox_tool.engines.runners import answers, frames
 from sandbox_tool.runner.protocol import MAX_ARTIFACT_FILES
 from sandbox_tool.runner.session import encode_frame
 
@@ -28,7 +28,7 @@ def _reader(data: bytes, *, chunks: int = 1) -> asyncio.StreamReader:
 
 def test_a_frame_round_trips() -> None:
     async def go() -> dict[str, object] | None:
-        return await channel.read_frame(_reader(encode_frame({"a": [1, "x"]}), chunks=3), 1000)
+        return await frames.read_frame(_reader(encode_frame({"a": [1, "x"]}), chunks=3), 1000)
 
     assert asyncio.run(go()) == {"a": [1, "x"]}
 
@@ -43,28 +43,28 @@ def test_a_frame_round_trips() -> None:
 )
 def test_a_bad_frame_is_refused_before_it_is_read(data: bytes, match: str) -> None:
     async def go() -> None:
-        await channel.read_frame(_reader(data), 1 << 20)
+        await frames.read_frame(_reader(data), 1 << 20)
 
-    with pytest.raises(channel.ChannelError, match=match):
+    with pytest.raises(frames.ChannelError, match=match):
         asyncio.run(go())
 
 
 def test_the_end_of_the_channel_is_none() -> None:
     async def go() -> dict[str, object] | None:
-        return await channel.read_frame(_reader(encode_frame({"a": 1})[:5]), 1000)
+        return await frames.read_frame(_reader(encode_frame({"a": 1})[:5]), 1000)
 
     assert asyncio.run(go()) is None
 
 
 def test_output_is_cut_at_the_marker_even_when_it_is_split() -> None:
-    marker = channel.new_marker()
+    marker = frames.new_marker()
 
     async def go() -> tuple[bool, bytes, int]:
-        sink, budget = bytearray(), [100]
-        found = await channel.read_until_marker(
+        sink, budget = bytearray(), frames.OutputBudget(100)
+        found = await frames.read_until_marker(
             _reader(b"hello\n" + marker + b"late", chunks=7), marker, sink, budget
         )
-        return found, bytes(sink), budget[0]
+        return found, bytes(sink), budget.left
 
     found, out, left = asyncio.run(go())
     assert found and out.startswith(b"hello\n") and marker not in out
@@ -72,12 +72,13 @@ def test_output_is_cut_at_the_marker_even_when_it_is_split() -> None:
 
 
 def test_output_past_the_budget_floods() -> None:
-    marker = channel.new_marker()
+    marker = frames.new_marker()
 
     async def go() -> None:
-        await channel.read_until_marker(_reader(b"x" * 200 + marker), marker, bytearray(), [100])
+        await frames.read_until_marker(_reader(b"x" * 200 + marker), marker, bytearray(),
+                                       frames.OutputBudget(100))  # fmt: skip
 
-    with pytest.raises(channel.OutputFlood):
+    with pytest.raises(frames.OutputFlood):
         asyncio.run(go())
 
 
@@ -85,10 +86,10 @@ def test_artifact_names_stay_unique_and_data_must_be_base64() -> None:
     data = base64.b64encode(b"png").decode()
     items = [{"name": "a.png", "kind": "figure", "data": data},
              {"name": "a.png", "kind": "file", "data": data}]  # fmt: skip
-    names = [a.name for a in channel.artifacts_from_report({"artifacts": items * 2}, 100)]
+    names = [a.name for a in answers.artifacts_from_answer({"artifacts": items * 2}, 100)]
     assert names == ["a.png", "2_a.png", "3_a.png", "4_a.png"]
-    with pytest.raises(channel.ChannelError, match="malformed artifact"):
-        channel.artifacts_from_report(
+    with pytest.raises(frames.ChannelError, match="malformed artifact"):
+        answers.artifacts_from_answer(
             {"artifacts": [{"name": "x", "kind": "file", "data": "@@"}]}, 100
         )
 
@@ -102,8 +103,8 @@ def test_more_artifacts_than_a_runner_sends_is_a_protocol_error(
 ) -> None:
     item = {"name": "a", "kind": "file", "data": base64.b64encode(b"xyz").decode()}
     started = time.monotonic()
-    with pytest.raises(channel.ChannelError, match=match):
-        channel.artifacts_from_report({"artifacts": [item] * count}, limit)
+    with pytest.raises(frames.ChannelError, match=match):
+        answers.artifacts_from_answer({"artifacts": [item] * count}, limit)
     assert time.monotonic() - started < 1
 
 

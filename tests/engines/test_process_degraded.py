@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from sandbox_tool import EngineUnavailable, PythonSandbox
-from sandbox_tool.engines import process
+from sandbox_tool.engines.isolation import linux
 from sandbox_tool.engines.process import ProcessEngine
 
 REAL = ProcessEngine.probe()
@@ -20,15 +20,14 @@ pytestmark = pytest.mark.skipif(not REAL.available, reason=f"process engine: {RE
 @pytest.fixture
 def no_landlock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A host whose kernel has no landlock: the full probe fails, one without it passes."""
-    real_probe = process._run_probe
+    real_probe = linux.run_probe
 
     def probe(python: str, skip: tuple[str, ...] = ()) -> dict[str, Any]:
         if "landlock" not in skip:
             return {"available": False, "reason": "landlock: not supported by this kernel"}
         return real_probe(python, skip)
 
-    monkeypatch.setattr(process, "_run_probe", probe)
-    monkeypatch.setattr(ProcessEngine, "_probes", {})
+    monkeypatch.setattr(linux, "run_probe", probe)
     yield
 
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from sandbox_tool import ExecutionOptions
-from sandbox_tool.engines import process, seatbelt
+from sandbox_tool.engines import process
+from sandbox_tool.engines.isolation import seatbelt
+from sandbox_tool.engines.isolation.seatbelt import SYSTEM_READ_ONLY, sbpl_string, seatbelt_profile
 from sandbox_tool.engines.native import NativeEngine
-from sandbox_tool.engines.seatbelt import SYSTEM_READ_ONLY, sbpl_string, seatbelt_profile
-from sandbox_tool.engines.workspace import Workspace
+from sandbox_tool.engines.runners.workspace import Workspace
 
 
 def _forms(profile: str) -> list[str]:
@@ -98,17 +99,19 @@ def test_process_engine_uses_the_profile_on_macos(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # the macOS branch, exercised on this host with the platform switched
-    monkeypatch.setattr(process, "_MACOS", True)
-    monkeypatch.setattr(process, "_interpreter_prefixes", lambda python: ["/opt/py"])
+    monkeypatch.setattr(process.sys, "platform", "darwin")
+    monkeypatch.setattr(
+        seatbelt.Seatbelt, "_interpreter_prefixes", lambda self, python: ["/opt/py"]
+    )
     engine = process.ProcessEngine(work_root=tmp_path)
     ws = Workspace.create(tmp_path, {}, None)
     try:
         options = ExecutionOptions()
-        argv = engine.runner_argv(ws, options)
+        argv = engine._runner_argv(ws, options)
         assert argv[:2] == [seatbelt.SANDBOX_EXEC, "-p"]
         assert sbpl_string(os.path.realpath(ws.work)) in argv[2]
-        assert argv[3:] == NativeEngine(engine.interpreter).runner_argv(ws, options)
-        assert "isolation" not in engine.runner_setup(ws, engine.pool_key(options))
+        assert argv[3:] == NativeEngine(engine.interpreter)._runner_argv(ws, options)
+        assert engine._setup(ws, engine.isolation.pool_key(options))["isolation"] is None
         assert not engine.warm  # a profile names its dirs: no template to fork from
         assert any("untested on real macOS" in n for n in engine.degraded(options))
     finally:

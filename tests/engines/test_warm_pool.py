@@ -15,8 +15,8 @@ import psutil
 import pytest
 
 from sandbox_tool import EngineError, PythonSandbox, SandboxError
-from sandbox_tool.engines.gate import Gate
 from sandbox_tool.engines.native import NativeEngine
+from sandbox_tool.engines.runners.gate import Gate
 
 from ..contract.engine_contract import open_fds
 

@@ -25,6 +25,7 @@ CASES = [
     errors.EngineUnavailable("no kvm", engine="microsandbox"),
     errors.EngineError("broken"),
     errors.UsageError("bad"),
+    errors.SessionsNotSupported("no sessions"),
 ]
 
 

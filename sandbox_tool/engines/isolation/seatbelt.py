@@ -18,10 +18,17 @@ True
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 from collections.abc import Iterable
 
-__all__ = ["SANDBOX_EXEC", "SYSTEM_READ_ONLY", "sbpl_string", "seatbelt_profile"]
+from sandbox_tool.engines.isolation.base import Isolation, Probe
+from sandbox_tool.engines.runners.requests import RUNNER_PARENT
+from sandbox_tool.engines.runners.workspace import Workspace
+from sandbox_tool.options import ExecutionOptions
+
+__all__ = ["SANDBOX_EXEC", "SYSTEM_READ_ONLY", "Seatbelt", "sbpl_string", "seatbelt_profile"]
 
 SANDBOX_EXEC = "/usr/bin/sandbox-exec"
 
@@ -91,3 +98,57 @@ def seatbelt_profile(
     else:
         rules.append("(deny network*)")
     return "\n".join(rule for rule in rules if rule) + "\n"
+
+
+_PREFIXES = (
+    "import json, sys; print(json.dumps(sorted({sys.prefix, sys.base_prefix, sys.exec_prefix,"
+    " sys.base_exec_prefix})))"
+)
+
+
+class Seatbelt(Isolation):
+    """The runner under ``sandbox-exec`` with a profile naming the execution's dirs.
+
+    A profile is fixed when the process starts, so runners are never forked from a warm
+    template. Untested on real macOS."""
+
+    name = "seatbelt"
+    forks_warm = False
+
+    def __init__(self) -> None:
+        self._prefixes: list[str] | None = None
+
+    def probe(self, interpreter: str) -> Probe:
+        if not os.access(SANDBOX_EXEC, os.X_OK):
+            return False, "sandbox-exec not found"
+        return True, "Seatbelt profile via sandbox-exec; UNTESTED on real macOS"
+
+    def degraded(self, options: ExecutionOptions) -> list[str]:
+        notes = [
+            "isolation: Seatbelt profile, untested on real macOS; no pid namespace",
+            "max_processes: RLIMIT_NPROC counts every process of the user on macOS",
+            "max_disk_mb: not enforced on macOS",
+            "memory_mb: macOS does not enforce RLIMIT_AS",
+        ]
+        if options.network:
+            notes.append("network: the code shares the host's network (network=True)")
+        return notes
+
+    def _interpreter_prefixes(self, python: str) -> list[str]:
+        if self._prefixes is None:
+            out = subprocess.run(
+                [python, "-I", "-c", _PREFIXES], capture_output=True, text=True, timeout=30,
+                check=True,
+            )  # fmt: skip
+            self._prefixes = list(json.loads(out.stdout))
+        return self._prefixes
+
+    def wrap_argv(self, argv: list[str], ws: Workspace, options: ExecutionOptions) -> list[str]:
+        python = argv[0]
+        profile = seatbelt_profile(
+            read_only=[*self._interpreter_prefixes(python), RUNNER_PARENT],
+            read_write=[str(ws.work), str(ws.tmp), str(ws.meta)],
+            executables=[python],
+            network=options.network,
+        )
+        return [SANDBOX_EXEC, "-p", profile, *argv]

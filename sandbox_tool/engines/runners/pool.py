@@ -33,9 +33,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox_tool.engines.launch import RunnerPipes
-from sandbox_tool.engines.proctree import kill_tree
-from sandbox_tool.engines.workspace import Workspace
+from sandbox_tool.engines.runners.pipes import RunnerPipes
+from sandbox_tool.engines.runners.proctree import kill_tree
+from sandbox_tool.engines.runners.workspace import Workspace
 from sandbox_tool.errors import EngineError, EngineUnavailable
 
 __all__ = ["Runner", "WarmPool"]

@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox_tool.engines import fontcache
+from sandbox_tool.engines.runners import fontcache
 from sandbox_tool.result import Artifact
 from sandbox_tool.runner.protocol import (
     FIGURES_DIR,

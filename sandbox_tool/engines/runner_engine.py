@@ -1,0 +1,349 @@
+"""The engine that runs sandbox_tool's runner as a process tree, under an isolation
+strategy: everything the native and process engines share.
+
+One execution, cold or warm, takes the same path:
+
+1. a runner: forked ahead of time from the warm template
+   (:mod:`~sandbox_tool.engines.runners.pool`), or started now (:func:`start_cold`),
+   in both cases with its setup (paths, environment, its sandbox's settings) already;
+2. its request and its one cell, built from the options in
+   :mod:`~sandbox_tool.engines.runners.requests`, go through the one channel driver
+   (:class:`~sandbox_tool.engines.runners.driver.RunnerChannel`), which enforces the
+   timeout and the output cap and kills the tree when one is hit;
+3. the answer, or, when the worker died first, its supervisor's report and the files it
+   left, become a result or an error in :mod:`~sandbox_tool.engines.runners.answers`;
+4. the runner ends by itself and is removed, off the caller's path when warm.
+
+Sessions (:mod:`sandbox_tool.session`) take a runner the same way and exchange one cell
+at a time over the same driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sandbox_tool.budgets import Budgets
+from sandbox_tool.engines.base import Engine, EngineInfo
+from sandbox_tool.engines.isolation.base import Isolation
+from sandbox_tool.engines.runners import fontcache, requests
+from sandbox_tool.engines.runners.answers import AnswerContext, Fallback, to_result
+from sandbox_tool.engines.runners.driver import Exchange, RunnerChannel
+from sandbox_tool.engines.runners.gate import Gate
+from sandbox_tool.engines.runners.pipes import RunnerPipes
+from sandbox_tool.engines.runners.pool import TEMPLATE_BOOTSTRAP, Runner, WarmPool
+from sandbox_tool.engines.runners.proctree import kill_tree
+from sandbox_tool.engines.runners.workspace import Workspace, remove_stale
+from sandbox_tool.errors import EngineUnavailable
+from sandbox_tool.options import ExecutionOptions
+from sandbox_tool.result import ExecutionResult
+from sandbox_tool.runner import protocol
+from sandbox_tool.runner.session import encode_frame  # runner.framing after the split
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from sandbox_tool.session import Session
+
+__all__ = ["DEFAULT_PRELOAD", "RunnerEngine", "start_cold"]
+
+#: What a warm template imports once for all its runners.
+DEFAULT_PRELOAD = ("numpy", "pandas", "matplotlib", "matplotlib.pyplot")
+#: How long a cold runner that answered gets to end by itself before it is killed.
+_END_SECONDS = 1.0
+
+
+def start_cold(argv: list[str], setup: dict[str, Any], ws: Workspace) -> Runner:
+    """A fresh runner process (``argv``: the bootstrap, to which the control fd number
+    and ``framed`` are appended) with ``setup`` written first on its channel.
+    Blocking: call it in a thread."""
+    pipes = RunnerPipes.create()
+    try:
+        process = subprocess.Popen(
+            [*argv, str(pipes.control_w), "framed"],
+            stdin=pipes.request_r, stdout=pipes.stdout_w, stderr=pipes.stderr_w,
+            pass_fds=(pipes.control_w,), start_new_session=True,
+            env=setup["env"], cwd=str(ws.work),
+        )  # fmt: skip
+    except BaseException:
+        pipes.close_all()
+        raise
+    pipes.close_runner_ends()
+    runner = Runner(process.pid, pipes, ws, None, process)
+    try:
+        data = encode_frame(setup)
+        while data:
+            data = data[os.write(pipes.request_w, data) :]
+    except BrokenPipeError:
+        pass  # it died at once: its supervisor's report says why
+    except BaseException:
+        runner.discard()
+        raise
+    return runner
+
+
+class RunnerEngine(Engine):
+    """Runs the runner in a process tree whose sandbox ``isolation`` builds.
+
+    Subclasses are thin: a name, a level, a summary and the strategy they use
+    (:meth:`make_isolation`). ``isolation`` overrides the default strategy."""
+
+    supports_sessions = True
+    #: Offers a warm path (runners forked from a template) where the platform allows.
+    offers_warm: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        interpreter: str | None = None,
+        *,
+        isolation: Isolation | None = None,
+        work_root: Path | None = None,
+        warm: bool = True,
+        preload: Sequence[str] = DEFAULT_PRELOAD,
+        pool_size: int = 2,
+        max_concurrent: int | None = None,
+        max_queued: int = 64,
+    ) -> None:
+        super().__init__(interpreter)
+        isolation = isolation or self.make_isolation()
+        #: How this engine's runners are sandboxed (owns its probe cache).
+        self.isolation = isolation
+        #: At most this many executions at once (default: twice the CPUs); up to
+        #: ``max_queued`` more wait; beyond, ``EngineError``: backpressure, not forking.
+        self.gate = Gate(max_concurrent or 2 * (os.cpu_count() or 1), max_queued)
+        self.work_root = work_root
+        #: Fork runners from a template that has the stack imported (Linux), or start
+        #: every runner cold.
+        self.warm = warm and sys.platform.startswith("linux") and isolation.forks_warm
+        self.preload = list(preload)
+        self.pool_size = pool_size
+        self._font_cache: Path | None = None
+        self._pool: WarmPool | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._started = False
+        self._start_lock = threading.Lock()
+
+    @classmethod
+    def make_isolation(cls, *, accept_degraded: bool = False) -> Isolation:
+        """The strategy this engine uses on this platform, with its defaults."""
+        raise NotImplementedError
+
+    @classmethod
+    def create(cls, interpreter: str | None = None, *, warm: bool = True) -> Self:
+        return cls(interpreter, warm=warm)
+
+    @classmethod
+    def probe(cls, interpreter: str | None = None) -> EngineInfo:
+        python = interpreter or sys.executable
+        ok, reason = _runnable(python)
+        if ok:
+            ok, reason = cls.make_isolation().probe(python)
+        return EngineInfo(cls.name, ok, cls.security_level, reason)
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        ok, reason = _runnable(self.interpreter)
+        if not ok:
+            raise EngineUnavailable(f"{self.name} engine: {reason}", engine=self.name)
+        await asyncio.to_thread(self._start_blocking)
+
+    def _start_blocking(self) -> None:
+        with self._start_lock:
+            if self._started:
+                return
+            self.isolation.prepare(self.interpreter)
+            self._font_cache = fontcache.warm(self.interpreter)
+            remove_stale(self.work_root)  # left by a host that died without cleaning up
+            if self.warm:
+                pool = WarmPool(
+                    self._template_argv(),
+                    env=self._template_env(),
+                    preload=self.preload,
+                    make_workspace=lambda: Workspace.create(self.work_root, {}, None),
+                    make_setup=self._setup,
+                    default_key=self.isolation.pool_key(ExecutionOptions()),
+                    size=self.pool_size,
+                )
+                pool.start()
+                self._pool = pool
+                # an engine dropped without aclose() still stops its template
+                self._finalizer = weakref.finalize(self, pool.close)
+            self._started = True
+
+    async def aclose(self) -> None:
+        pool, self._pool = self._pool, None
+        self._started = False
+        if pool is not None:
+            if self._finalizer is not None:
+                self._finalizer.detach()
+            await asyncio.to_thread(pool.close)
+
+    @property
+    def pool(self) -> WarmPool | None:
+        """The warm pool, once started (None on the cold path)."""
+        return self._pool
+
+    def degraded(self, options: ExecutionOptions) -> list[str]:
+        return self.isolation.degraded(options)
+
+    # -- what a runner is given -------------------------------------------------------
+
+    def _runner_argv(self, ws: Workspace, options: ExecutionOptions) -> list[str]:
+        argv = [self.interpreter, "-I", "-B", "-c", protocol.BOOTSTRAP, requests.RUNNER_PARENT]
+        return self.isolation.wrap_argv(argv, ws, options)
+
+    def _template_argv(self) -> list[str]:
+        return [self.interpreter, "-I", "-B", "-c", TEMPLATE_BOOTSTRAP, requests.RUNNER_PARENT]
+
+    def _template_env(self) -> dict[str, str]:
+        env = requests.base_env()
+        env["HOME"] = "/"
+        env["MPLBACKEND"] = "module://runner.mplbackend"
+        if self._font_cache is not None:
+            env["MPLCONFIGDIR"] = str(self._font_cache)
+        return env
+
+    def _setup(self, ws: Workspace, key: Any) -> dict[str, Any]:
+        return requests.runner_setup(ws, self.isolation.setup(ws, key))
+
+    # -- taking a runner ------------------------------------------------------------------
+
+    async def _take(self, options: ExecutionOptions) -> tuple[Runner, bool]:
+        """A runner for ``options`` and whether it came from the warm pool."""
+        key = self.isolation.pool_key(options)
+        pool = self._pool
+        if pool is not None and not options.files:
+            ready = pool.take_ready(key)
+            return (ready or await _shielded(pool.take, key, None)), True
+        # exposed files must be in place before the sandbox is built
+        fonts = self._font_cache if pool is None else None
+        ws = await asyncio.to_thread(Workspace.create, self.work_root, options.files, fonts)
+        try:
+            if pool is not None:
+                return await _shielded(pool.take, key, ws), True
+            argv = self._runner_argv(ws, options)
+            return await _shielded(start_cold, argv, self._setup(ws, key), ws), False
+        except asyncio.CancelledError:
+            raise  # the runner being started for it is discarded when it is ready
+        except BaseException:
+            await asyncio.to_thread(ws.cleanup)
+            raise
+
+    async def _give_back(self, runner: Runner, warm: bool, channel: RunnerChannel) -> None:
+        """The runner is done with: warm ones go back to the pool, which lets them end
+        and removes them in the background; a cold one is waited for here."""
+        pool = self._pool
+        if warm and pool is not None:
+            await channel.close()
+            # torn down once the caller has its answer (waking the pool's threads now
+            # would delay it)
+            asyncio.get_running_loop().call_soon(pool.release, runner)
+            return
+        ended = await channel.ended(_END_SECONDS)
+        await channel.close()
+        if not ended:
+            await asyncio.to_thread(kill_tree, runner.pid)
+        await asyncio.to_thread(runner.finish, not ended)
+
+    # -- running ----------------------------------------------------------------------
+
+    async def execute(self, code: str, inputs: Any, options: ExecutionOptions) -> ExecutionResult:
+        await self.start()
+        async with self.gate:
+            runner, warm = await self._take(options)
+            channel = RunnerChannel(runner.pid, runner.pipes)
+            try:
+                frames, limits = requests.one_shot_frames(
+                    code, inputs, options, runner.ws,
+                    sandbox_caps_processes=self.isolation.caps_processes,
+                )  # fmt: skip
+                ex = await channel.exchange(frames, ready=True, cell=limits,
+                                            timeout=options.timeout,
+                                            stop_grace=self.isolation.stop_grace)  # fmt: skip
+                return await self._result(ex, channel, runner, options)
+            finally:
+                await asyncio.shield(self._give_back(runner, warm, channel))
+
+    async def _result(
+        self, ex: Exchange, channel: RunnerChannel, runner: Runner, options: ExecutionOptions
+    ) -> ExecutionResult:
+        ready = ex.ready or {}
+        if ready.get("status") == "runner_error":
+            ex.answer = ready  # the worker could not apply the request
+        ctx = AnswerContext(
+            engine=self.name,
+            options=options,
+            degraded=self.degraded(options),
+            require_isolation=self.isolation.promises_layers,
+            isolation=ready.get("isolation") if isinstance(ready.get("isolation"), dict) else None,
+        )
+        supervisor, fallback = None, None
+        if not ex.answered:
+            if not ex.cut_short:  # the worker died: its supervisor says how, once it ended
+                supervisor = await channel.supervisor_report()
+            fallback = await asyncio.to_thread(_fallback, runner.ws, options)
+        return to_result(ex, ctx, supervisor, fallback)
+
+    async def open_session(self, options: ExecutionOptions, idle_timeout: float) -> Session:
+        """A session: one sandboxed interpreter for many cells (see :mod:`sandbox_tool.session`)."""
+        from sandbox_tool.session import Session
+
+        await self.start()
+        runner, warm = await self._take(options)
+        session = Session(self, runner, warm, options, idle_timeout)
+        try:
+            await session._open()
+        except BaseException:
+            await asyncio.shield(session.aclose())
+            raise
+        return session
+
+    async def release(self, runner: Runner, warm: bool, channel: RunnerChannel) -> None:
+        """A session is over: stop its runner and give it back."""
+        await channel.kill()
+        await self._give_back(runner, warm, channel)
+
+
+def _fallback(ws: Workspace, options: ExecutionOptions) -> Fallback:
+    """What a runner that did not answer left: its report file and its files (copied out
+    of its sandbox), read once it has ended. Blocking."""
+    from sandbox_tool.engines.runners.driver import parse_report
+
+    report = parse_report(ws.read_worker_report(Budgets.of(options).report_file_bytes))
+    artifacts, truncated = ws.collect_artifacts(options.max_artifact_bytes)
+    return Fallback(report, artifacts, truncated or ws.copy_out_cut_short())
+
+
+def _runnable(python: str) -> tuple[bool, str]:
+    """What every runner engine needs: a POSIX host and an executable interpreter."""
+    if os.name != "posix":
+        return False, "needs a POSIX system (fork)"
+    if not (os.path.isfile(python) and os.access(python, os.X_OK)):
+        return False, f"{python} is not executable"
+    return True, ""
+
+
+async def _shielded(start: Callable[..., Runner], *args: Any) -> Runner:
+    """``start(*args)`` in a thread; a runner that comes after its caller was cancelled
+    is discarded."""
+    taking = asyncio.get_running_loop().run_in_executor(None, start, *args)
+    try:
+        return await asyncio.shield(taking)
+    except asyncio.CancelledError:
+        taking.add_done_callback(_discard_when_taken)
+        raise
+
+
+def _discard_when_taken(future: asyncio.Future[Runner]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().discard()

@@ -1,0 +1,281 @@
+"""The one driver of a runner's channel: every execution, cold or warm, one-shot or a
+session's cell, goes through :class:`RunnerChannel`.
+
+A runner is a process tree (supervisor, maybe a sandbox, the worker) with four
+channels to the host (:class:`~.pipes.RunnerPipes`): a unix socket carrying framed
+JSON both ways, the worker's stdout and stderr, and the supervisor's control pipe,
+which it holds until it exits and on which it reports how the worker ended.
+
+An exchange sends frames (the execution request, a cell, or both at once) and waits
+for the answers they call for: the ready frame (the layers the sandbox reported
+before any user code ran) and the cell's answer frame, whose output ends with the
+cell's marker on both streams. It enforces, from the host, the wall-clock timeout and
+the output budget; on either, or on a protocol error, it kills the whole tree before it
+returns, after giving the runner ``stop_grace`` seconds to stop the code and save its
+files. When the channel ends without an answer, the worker died: the supervisor's
+report (:meth:`RunnerChannel.supervisor_report`) says how.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox_tool.engines.runners.frames import (
+    ChannelError,
+    OutputBudget,
+    OutputFlood,
+    read_frame,
+    read_until_marker,
+)
+from sandbox_tool.engines.runners.pipes import RunnerPipes, close_quietly
+from sandbox_tool.engines.runners.proctree import kill_tree
+
+__all__ = ["CellLimits", "Exchange", "RunnerChannel", "parse_report"]
+
+_READ_CHUNK = 1 << 16
+_DRAIN_SECONDS = 2.0
+#: The ready frame and the supervisor's report are small: they never need more.
+SMALL_FRAME = 1 << 20
+
+
+@dataclass(frozen=True)
+class CellLimits:
+    """What bounds one cell's exchange: its marker, output budget and largest answer."""
+
+    marker: bytes
+    max_output_bytes: int
+    max_frame: int
+
+
+@dataclass
+class Exchange:
+    """What the host saw of one exchange with a runner."""
+
+    stdout: bytes = b""
+    stderr: bytes = b""
+    ready: dict[str, Any] | None = None
+    """The ready frame (or a ``runner_error`` frame) when the request was sent."""
+    answer: dict[str, Any] | None = None
+    """The worker's answer frame: its report, artifacts and usage."""
+    timed_out: bool = False
+    output_exceeded: bool = False
+    protocol_error: str | None = None
+    """The channel broke its protocol (which only the code can make it do)."""
+    answer_bytes: int = 0
+    """The size of the answer frame as it came."""
+    duration_ms: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def answered(self) -> bool:
+        return self.answer is not None
+
+    @property
+    def cut_short(self) -> bool:
+        """Ended by the host (timeout, output flood, protocol error): the tree is dead."""
+        return self.timed_out or self.output_exceeded or self.protocol_error is not None
+
+
+class RunnerChannel:
+    """The host's end of one runner: ``pid`` is its supervisor; the runner's ends of
+    ``pipes`` must be closed in this process already. :meth:`open` takes over the host's
+    ends of the socket, stdout and stderr (a duplicate of the control pipe is read, the
+    original stays with whoever tears the runner down); :meth:`close` gives them up.
+    """
+
+    def __init__(self, pid: int, pipes: RunnerPipes) -> None:
+        self.pid = pid
+        self.pipes = pipes
+        self._transports: list[asyncio.BaseTransport] = []
+        self._stdout: asyncio.StreamReader | None = None
+        self._stderr: asyncio.StreamReader | None = None
+        self._channel: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._control: asyncio.Future[bytes] | None = None
+        self._opened = False
+        self._killed = False
+
+    async def open(self) -> None:
+        """Attach the runner's streams to the running loop (once)."""
+        if self._opened:
+            return
+        self._opened = True
+        pipes = self.pipes
+        control_fd = os.dup(pipes.control_r)
+        own = [pipes.stdout_r, pipes.stderr_r, control_fd, pipes.request_w]
+        try:
+            self._stdout = await self._reader(own.pop(0))
+            self._stderr = await self._reader(own.pop(0))
+            control = await self._reader(own.pop(0))
+            self._control = asyncio.ensure_future(_read_to_end(control, SMALL_FRAME))
+            self._channel, self._writer = await asyncio.open_unix_connection(
+                sock=socket.socket(fileno=own.pop(0)), limit=_READ_CHUNK
+            )
+        except BaseException:
+            for fd in own:
+                close_quietly(fd)
+            await self.close()
+            raise
+
+    async def _reader(self, fd: int) -> asyncio.StreamReader:
+        """A StreamReader on ``fd``; the transport owns the fd from now."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=_READ_CHUNK, loop=loop)
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader, loop=loop),
+            os.fdopen(fd, "rb", buffering=0),
+        )
+        self._transports.append(transport)
+        return reader
+
+    async def exchange(
+        self,
+        frames: bytes,
+        *,
+        ready: bool,
+        cell: CellLimits | None,
+        timeout: float,
+        stop_grace: float = 0.0,
+    ) -> Exchange:
+        """Send ``frames``; read the ready frame if ``ready``, then, for a ``cell``, its
+        answer and its output up to the marker. Never raises for what the runner does:
+        a timeout, an output flood or a broken protocol is in the :class:`Exchange`, and
+        the runner's tree is dead when this returns with one of them."""
+        await self.open()
+        assert self._writer is not None
+        run = Exchange()
+        started = time.perf_counter()
+        out, err = bytearray(), bytearray()
+        budget = OutputBudget(cell.max_output_bytes if cell is not None else 0)
+        self._writer.write(frames)
+        streams: asyncio.Future[Any] | None = None
+        if cell is not None:
+            assert self._stdout is not None and self._stderr is not None
+            streams = asyncio.gather(
+                read_until_marker(self._stdout, cell.marker, out, budget),
+                read_until_marker(self._stderr, cell.marker, err, budget),
+            )
+        body = asyncio.ensure_future(self._answers(run, ready, cell, streams))
+        overflow = asyncio.ensure_future(budget.exceeded.wait())
+        tasks = [t for t in (body, overflow, streams) if t is not None]
+        try:
+            done, _ = await asyncio.wait({body, overflow}, timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            if body in done and not budget.exceeded.is_set():
+                try:
+                    body.result()
+                except ChannelError as exc:
+                    run.protocol_error = str(exc)
+                except OutputFlood:
+                    run.output_exceeded = True
+            else:
+                run.output_exceeded = budget.exceeded.is_set()
+                run.timed_out = not run.output_exceeded
+            if run.cut_short:
+                await self.kill(stop_grace if not run.protocol_error else 0.0)
+                if streams is not None and not streams.done():
+                    # what the code printed before the kill (its tree is dead: they end)
+                    await asyncio.wait({streams}, timeout=_DRAIN_SECONDS)
+        except BaseException:
+            await asyncio.shield(self.kill())  # cancelled, or a bug: never leave it running
+            raise
+        finally:
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+            run.stdout, run.stderr = bytes(out), bytes(err)
+            run.duration_ms = (time.perf_counter() - started) * 1000
+        return run
+
+    async def _answers(
+        self,
+        run: Exchange,
+        ready: bool,
+        cell: CellLimits | None,
+        streams: asyncio.Future[Any] | None,
+    ) -> None:
+        """The frames the exchange calls for, then (for a cell) both streams at the cell's
+        marker, or at their end: code that closed them, or a worker that died."""
+        assert self._channel is not None
+        if ready:
+            run.ready = await read_frame(self._channel, SMALL_FRAME)
+        if cell is not None and (not ready or (run.ready or {}).get("status") == "ready"):
+            sizes: list[int] = []
+            run.answer = await read_frame(self._channel, cell.max_frame, sizes)
+            run.answer_bytes = sum(sizes)
+        if streams is not None:
+            await streams
+
+    async def supervisor_report(self, timeout: float = _DRAIN_SECONDS) -> dict[str, Any] | None:
+        """The supervisor's report, once it has exited (None if it did not deliver one in
+        ``timeout`` seconds, or was killed)."""
+        if not await self.ended(timeout):
+            return None
+        assert self._control is not None
+        if self._control.cancelled() or self._killed:
+            return None
+        return parse_report(self._control.result())
+
+    async def ended(self, timeout: float) -> bool:
+        """Whether the supervisor exits (closes its control pipe) within ``timeout``."""
+        await self.open()
+        assert self._control is not None
+        if not self._control.done():
+            await asyncio.wait({self._control}, timeout=timeout)
+        return self._control.done()
+
+    async def kill(self, stop_grace: float = 0.0) -> None:
+        """Stop the runner: SIGTERM and up to ``stop_grace`` seconds for its supervisor to
+        stop the code and save its files, then SIGKILL for the whole tree."""
+        self._killed = True
+        if stop_grace > 0 and self._control is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGTERM)
+            await asyncio.wait({self._control}, timeout=stop_grace)
+        await asyncio.to_thread(kill_tree, self.pid)
+
+    async def close(self) -> None:
+        """Give up the host's ends of the streams (the runner sees its channel end)."""
+        if self._control is not None:
+            self._control.cancel()
+            with contextlib.suppress(BaseException):
+                await self._control
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await self._writer.wait_closed()
+            self._writer = None
+        for transport in self._transports:
+            transport.close()
+        self._transports.clear()
+        # a pipe transport closes its fd in a callback: let it run before the loop may end
+        await asyncio.sleep(0)
+
+
+async def _read_to_end(reader: asyncio.StreamReader, limit: int) -> bytes:
+    data = bytearray()
+    while chunk := await reader.read(_READ_CHUNK):
+        if len(data) < limit:
+            data += chunk[: limit - len(data)]
+    return bytes(data)
+
+
+def parse_report(data: bytes | None) -> dict[str, Any] | None:
+    """A JSON object read from the runner (a report), or None if it is not one."""
+    if not data:
+        return None
+    try:
+        import json
+
+        report = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    return report if isinstance(report, dict) else None

@@ -1,0 +1,144 @@
+"""The host's reading of a runner's streams: framed JSON on its channel, and stdout/stderr
+cut per cell at a marker within an output budget.
+
+The framing itself (a 4-byte length, then JSON) is defined once, in
+:mod:`sandbox_tool.runner.framing`; this module is its asyncio reader. Everything
+read here is treated as written by the code: a frame's size is checked before it is
+read, a frame that is not a JSON object (or nests deeper than any real answer) is a
+protocol error, and output past the budget is cut, never buffered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from typing import Any
+
+__all__ = [
+    "ChannelError",
+    "MarkerCutter",
+    "OutputBudget",
+    "OutputFlood",
+    "new_marker",
+    "read_frame",
+    "read_until_marker",
+]
+
+_READ_CHUNK = 1 << 16
+
+
+class ChannelError(Exception):
+    """The runner's channel broke its protocol (a frame too large, not JSON, or not an
+    answer): only the code running in the sandbox can cause that."""
+
+
+class OutputFlood(Exception):
+    """The code printed more than its output budget."""
+
+
+def new_marker() -> bytes:
+    """A marker that ends a cell's stdout and stderr; the code cannot guess it."""
+    return f"\n\x1esandbox-tool-cell-{secrets.token_hex(8)}\n".encode()
+
+
+async def read_frame(
+    reader: asyncio.StreamReader, limit: int, sizes: list[int] | None = None
+) -> dict[str, Any] | None:
+    """The next frame, or None at the end of the channel; its size is appended to
+    ``sizes``.
+
+    Raises :class:`ChannelError` for a frame over ``limit`` bytes (before reading its
+    body), one that is not JSON, nests too deep to parse, or is not an object."""
+    try:
+        header = await reader.readexactly(4)
+        size = int.from_bytes(header, "big")
+        if size > limit:
+            raise ChannelError(f"the sandbox sent a frame of {size} bytes (at most {limit})")
+        body = await reader.readexactly(size)
+        if sizes is not None:
+            sizes.append(size)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None  # the runner is gone (it may have died before reading the host's frames)
+    try:
+        frame = json.loads(body)
+    except RecursionError:
+        raise ChannelError("the sandbox sent a frame nested too deep to parse") from None
+    except ValueError as exc:
+        raise ChannelError(f"the sandbox sent a frame that is not JSON: {exc}") from None
+    finally:
+        del body
+    if not isinstance(frame, dict):
+        raise ChannelError("the sandbox sent a frame that is not a JSON object")
+    return frame
+
+
+class MarkerCutter:
+    """Finds a cell's marker in a stream read in chunks, the marker possibly split
+    across them. :meth:`feed` returns the bytes known to be output (everything before
+    the marker; the last ``len(marker) - 1`` bytes are held back until it is clear they
+    are not the marker's start) and whether the marker came; what follows the marker is
+    not the cell's and is dropped."""
+
+    def __init__(self, marker: bytes) -> None:
+        self.marker = marker
+        self.held = bytearray()
+        self.found = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self.found:
+            return b""
+        self.held += chunk
+        at = self.held.find(self.marker) if self.marker else -1
+        if at >= 0:
+            self.found = True
+            out = bytes(self.held[:at])
+            self.held.clear()
+            return out
+        keep = max(len(self.marker) - 1, 0)
+        cut = max(0, len(self.held) - keep)
+        out = bytes(self.held[:cut])
+        del self.held[:cut]
+        return out
+
+    def flush(self) -> bytes:
+        """At the end of the stream: what was held back was output after all."""
+        out, self.held = bytes(self.held), bytearray()
+        return out
+
+
+class OutputBudget:
+    """The bytes of output one cell may still print, shared by its stdout and stderr."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+        self.exceeded = asyncio.Event()
+
+    def take(self, chunk: bytes) -> bytes:
+        """The part of ``chunk`` within the budget; past it, :attr:`exceeded` is set."""
+        if self.left >= len(chunk):
+            self.left -= len(chunk)
+            return chunk
+        kept = chunk[: max(self.left, 0)]
+        self.left = 0
+        self.exceeded.set()
+        return kept
+
+
+async def read_until_marker(
+    reader: asyncio.StreamReader, marker: bytes, sink: bytearray, budget: OutputBudget
+) -> bool:
+    """Append ``reader``'s data to ``sink`` up to ``marker`` (dropped), within ``budget``;
+    True if the marker came, False at the end of the stream. Past the budget the output is
+    cut at the limit and :class:`OutputFlood` is raised."""
+    cutter = MarkerCutter(marker)
+    while not cutter.found:
+        chunk = await reader.read(_READ_CHUNK)
+        out = cutter.feed(chunk) if chunk else cutter.flush()
+        if out:
+            sink += budget.take(out)
+            if budget.exceeded.is_set():
+                raise OutputFlood
+        if not chunk:
+            return False
+    return True
