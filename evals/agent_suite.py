@@ -65,18 +65,32 @@ class Settings:
     """Sampled, as agents.record_cassettes does: at 0 a 0.5B model repeats a failed call."""
     images: bool = False
     """The recorded model reads text only: plots are listed in the messages, not sent."""
+    max_tokens: int = 512
+    """The cap on each answer: a small model that starts repeating itself would otherwise
+    generate until its context is full (minutes, on one thread)."""
     engine: str = "auto"
     cassettes: Path = CASSETTES_DIR
 
     def as_dict(self) -> dict[str, Any]:
-        return {"policy": self.policy, "temperature": self.temperature, "images": self.images}
+        return {
+            "policy": self.policy,
+            "temperature": self.temperature,
+            "images": self.images,
+            "max_tokens": self.max_tokens,
+        }
+
+
+def data_files(data_dir: Path = DATA_DIR) -> dict[str, Path]:
+    """Every task sees every data file, as in an analyst's working directory: the
+    question names the one to use (and the prompt is the same for every task)."""
+    return {path.name: path for path in sorted(data_dir.glob("*.csv"))}
 
 
 def task_options(task: Task, data_dir: Path = DATA_DIR) -> ExecutionOptions:
-    """The sandbox options of a task: the agents' defaults, its files, its overrides."""
+    """The sandbox options of a task: the agents' defaults, the data, its overrides."""
     fields: dict[str, Any] = {"timeout": 30, **task.options}
     return ExecutionOptions(
-        files={name: data_dir / name for name in task.files},
+        files=data_files(data_dir),
         import_policy=ImportPolicy.data_science_whitelist(),
         **fields,
     )
@@ -88,19 +102,28 @@ def _api_key() -> str:
 
 
 def _client(task: Task, settings: Settings) -> Any:
-    if task.api == "langchain":
-        if settings.base_url == DEFAULT_BASE_URL:
-            # the transport that sends "" for a null content, which llama.cpp needs
-            from agents.record_cassettes import langchain_model
+    """The model client of the task's API, over the transport llama-cpp-python's server
+    needs (``agents.record_cassettes.local_server_http_client``)."""
+    from agents.record_cassettes import langchain_model, local_server_http_client
 
-            return langchain_model(_api_key())
-        return None  # run_task makes a ChatOpenAI for base_url
+    if task.api == "langchain":
+        return langchain_model(
+            _api_key(),
+            model=settings.model,
+            base_url=settings.base_url,
+            max_tokens=settings.max_tokens,
+        )
     import openai
 
     url = settings.base_url
     if task.api == "responses":
         url = settings.responses_base_url or url
-    return openai.AsyncOpenAI(base_url=url, api_key=_api_key(), max_retries=0)
+    return openai.AsyncOpenAI(
+        base_url=url,
+        api_key=_api_key(),
+        max_retries=0,
+        http_client=local_server_http_client(settings.max_tokens),
+    )
 
 
 @dataclass
@@ -136,7 +159,6 @@ async def _run_loops(task: Task, tool: PythonTool, settings: Settings) -> _Run:
                 question,
                 api=task.api,
                 client=client,
-                base_url=None if client is not None else settings.base_url,
                 model=settings.model,
                 tool=run_tool,
                 max_turns=task.max_turns,

@@ -3,12 +3,12 @@
     id: groupby-top-region
     category: groupby
     api: chat                      # chat | responses | langchain
-    files: [sales.csv]             # from evals/data, seen under their own names
     question: Which region has the highest total revenue?
     check:                         # every checker must pass (evals.checkers)
       - {kind: text, key: sales_top_region_revenue}
 
-``turns`` (a list of questions) instead of ``question`` makes a conversation: with
+Every task sees every data file of ``evals/data`` (the question names the one to
+use). ``turns`` (a list of questions) instead of ``question`` makes a conversation: with
 ``conversation: true`` the sandbox keeps its state from one turn to the next.
 """
 
@@ -38,8 +38,6 @@ class Task(BaseModel):
     id: str
     category: str
     api: Api
-    files: list[str] = Field(default_factory=list)
-    """Data files from ``evals/data`` the code may read."""
     question: str | None = None
     turns: list[str] = Field(default_factory=list)
     """Several user turns, asked one after the other (the last one's answer is checked)."""

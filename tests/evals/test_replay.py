@@ -79,13 +79,17 @@ SCRIPT = [
 ]
 
 
+RECEIVED: list[dict[str, Any]] = []
+
+
 @pytest.fixture
 def model_server() -> Iterator[str]:
     answers = iter(SCRIPT)
+    RECEIVED.clear()
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers["Content-Length"]))
+            RECEIVED.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             body = json.dumps(_completion(next(answers))).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -115,8 +119,8 @@ def _tool(units: int = 17, timeout: float = 30) -> PythonTool:
     return PythonTool(sandbox, info=INFO, images=False)
 
 
-def _run(tool: PythonTool, settings: Settings) -> dict[str, Any]:
-    return asyncio.run(run_one(TASK, tool, settings))
+def _run(tool: PythonTool, settings: Settings, task: Task = TASK) -> dict[str, Any]:
+    return asyncio.run(run_one(task, tool, settings))
 
 
 @pytest.fixture
@@ -168,3 +172,19 @@ def test_a_missing_cassette_is_stale_not_a_crash(tmp_path: Path) -> None:
     result = _run(_tool(), Settings(mode="replay", cassettes=tmp_path))
     assert result["status"] == "stale"
     assert "no cassette probe.yaml" in result["detail"]
+
+
+def test_requests_carry_the_answer_cap_and_langchain_replays_too(
+    tmp_path: Path, model_server: str
+) -> None:
+    task = TASK.model_copy(update={"id": "probe-langchain", "api": "langchain"})
+    record = Settings(mode="record", base_url=model_server, cassettes=tmp_path, model="scripted")
+    assert _run(_tool(), record, task)["status"] == "passed"
+    assert [body["max_tokens"] for body in RECEIVED] == [record.max_tokens] * 3
+    assert "max_completion_tokens" not in RECEIVED[0]
+    # the assistant's tool-call turns are sent with "" (llama.cpp refuses null)
+    assistant = [m for m in RECEIVED[-1]["messages"] if m["role"] == "assistant"]
+    assert assistant and all(m["content"] == "" for m in assistant)
+    replay = Settings(mode="replay", base_url=model_server, cassettes=tmp_path, model="scripted")
+    again = _run(_tool(), replay, task)
+    assert again["status"] == "passed" and again["recovered"] is True
