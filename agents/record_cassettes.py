@@ -252,6 +252,16 @@ def start_llama(python: Path, model: Path, log: Path, seed: int = 7) -> subproce
         raise
 
 
+def stop_llama(server: subprocess.Popen[bytes]) -> None:
+    """Stop the model server :func:`start_llama` started (killed if it lingers)."""
+    server.terminate()
+    try:
+        server.wait(30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
 async def record_all(only: set[str], attempts: int) -> dict[str, bool]:
     import tempfile
 
@@ -351,12 +361,7 @@ def main() -> int:
             shim.shutdown()
             shim.server_close()
     finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_llama(server)
     missing = [name for name, ok in kept.items() if not ok]
     for name in missing:
         _log(f"{name}: no attempt showed a failure followed by a recovery; cassette unchanged")

@@ -20,6 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from agents.record_cassettes import SECRET_HEADERS  # the headers never written
+
 __all__ = [
     "CASSETTES_DIR",
     "SECRET_HEADERS",
@@ -35,16 +37,6 @@ __all__ = [
 CASSETTES_DIR = Path(__file__).resolve().parent / "cassettes"
 META = "meta.json"
 
-#: Headers never written to a cassette.
-SECRET_HEADERS = [
-    "authorization",
-    "api-key",
-    "x-api-key",
-    "openai-organization",
-    "openai-project",
-    "cookie",
-    "set-cookie",
-]
 
 #: Parts of a tool message that differ from run to run of the same code.
 _VOLATILE = [

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -36,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("eval-results"))
     args = parser.parse_args(argv)
 
-    from agents.record_cassettes import ensure_llama_venv, ensure_model, start_llama
+    from agents.record_cassettes import ensure_llama_venv, ensure_model, start_llama, stop_llama
 
     # on SIGTERM, unwind through the finally block so the server is stopped
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -48,12 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             ["agent", "--mode", "record", "--tasks", args.tasks, "--out", str(args.out)]
         )
     finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_llama(server)
 
 
 if __name__ == "__main__":
