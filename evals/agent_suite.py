@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.loop import ToolChoicePolicy
 from evals.cassettes import (
     CASSETTES_DIR,
     find_stale,
@@ -59,7 +60,7 @@ class Settings:
     """The Chat Completions server (record, live); replay sends nothing out."""
     responses_base_url: str | None = None
     """The Responses API server; ``None``: the same as ``base_url``."""
-    policy: str = "first-success"
+    policy: ToolChoicePolicy = "first-success"
     """The loops' tool-choice policy: a small model answers with code as text otherwise."""
     temperature: float = 0.7
     """Sampled, as agents.record_cassettes does: at 0 a 0.5B model repeats a failed call."""
@@ -153,21 +154,27 @@ async def _run_loops(task: Task, tool: PythonTool, settings: Settings) -> _Run:
 
     client = _client(task, settings)
     done = _Run()
-    async with _tool_for(task, tool) as run_tool:
-        for question in task.questions:
-            run = await run_task(
-                question,
-                api=task.api,
-                client=client,
-                model=settings.model,
-                tool=run_tool,
-                max_turns=task.max_turns,
-                policy=settings.policy,  # type: ignore[arg-type]
-                temperature=settings.temperature,
-            )
-            done.answer = run.answer
-            done.calls += run.calls
-            done.turns += run.turns
+    try:
+        async with _tool_for(task, tool) as run_tool:
+            for question in task.questions:
+                run = await run_task(
+                    question,
+                    api=task.api,
+                    client=client,
+                    model=settings.model,
+                    tool=run_tool,
+                    max_turns=task.max_turns,
+                    policy=settings.policy,
+                    temperature=settings.temperature,
+                )
+                done.answer = run.answer
+                done.calls += run.calls
+                done.turns += run.turns
+    finally:
+        if task.api == "langchain":
+            await client.http_async_client.aclose()
+        else:
+            await client.close()
     return done
 
 

@@ -1,4 +1,4 @@
-"""The command line: ``python -m evals snippets|agent|compare|data``.
+"""The eval harness's command line: snippets, agent, compare, data.
 
     python -m evals snippets [--engine NAME] [--only PATTERN] [--out DIR]
     python -m evals agent [--mode replay|record|live] [--model M] [--base-url URL]
