@@ -52,13 +52,13 @@ def main() -> int:
     import numpy  # noqa: F401
     import pandas  # noqa: F401
 
-    from sandbox_tool.runner.template import _collapse_heap  # the template's own function
+    from sandbox_tool.runner.roles.template import HugeHeap  # the template's own class
 
     gc.collect()
     gc.freeze()
     fork_ms, exit_ms = fork_and_reap(args.runs)
     print(f"plain heap:      fork {fork_ms:5.2f} ms, exit and reap {exit_ms:5.2f} ms")
-    regions = _collapse_heap() if sys.platform.startswith("linux") else 0
+    regions = HugeHeap().collapse() if sys.platform.startswith("linux") else 0
     fork_ms, exit_ms = fork_and_reap(args.runs)
     print(f"huge-page heap:  fork {fork_ms:5.2f} ms, exit and reap {exit_ms:5.2f} ms "
           f"({regions} regions collapsed)")  # fmt: skip

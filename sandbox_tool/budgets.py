@@ -60,5 +60,11 @@ class Budgets:
             answer_frame_bytes=text + base64_bytes + MAX_ARTIFACT_FILES * _ARTIFACT_OVERHEAD,
             answer_text_bytes=text,
             report_file_bytes=text,
-            copy_out_bytes=options.max_artifact_bytes + _COPY_OUT_OVERHEAD,
+            copy_out_bytes=cls.copy_out_for(options.max_artifact_bytes),
         )
+
+    @staticmethod
+    def copy_out_for(max_artifact_bytes: int) -> int:
+        """:attr:`copy_out_bytes` for ``max_artifact_bytes`` (a runner built ahead of time
+        knows only its settings key, not the options)."""
+        return max_artifact_bytes + _COPY_OUT_OVERHEAD

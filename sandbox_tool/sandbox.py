@@ -6,16 +6,14 @@ import asyncio
 import concurrent.futures
 import contextlib
 from collections.abc import AsyncIterator, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from sandbox_tool.calls import check_call
 from sandbox_tool.engines import ENGINES, Engine, EngineInfo, probe_all
+from sandbox_tool.engines.base import EngineSession
 from sandbox_tool.errors import EngineUnavailable, UsageError
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
-
-if TYPE_CHECKING:
-    from sandbox_tool.session import Session
 
 __all__ = ["PythonSandbox", "create_default_sandbox", "run_sync"]
 
@@ -119,7 +117,7 @@ class PythonSandbox:
         options: ExecutionOptions | dict[str, Any] | None = None,
         *,
         idle_timeout: float = 600.0,
-    ) -> Session:
+    ) -> EngineSession:
         """A started :class:`~sandbox_tool.session.Session`; ``aclose()`` it when done
         (or use :meth:`session`)."""
         opts = check_call("", None, options, self.default_options)
@@ -131,7 +129,7 @@ class PythonSandbox:
         options: ExecutionOptions | dict[str, Any] | None = None,
         *,
         idle_timeout: float = 600.0,
-    ) -> AsyncIterator[Session]:
+    ) -> AsyncIterator[EngineSession]:
         """A stateful session: variables, imports and DataFrames last across its cells.
 
         >>> async with sandbox.session() as s:                    # doctest: +SKIP

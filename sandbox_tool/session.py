@@ -17,7 +17,7 @@ exactly as single executions are: each is its own sandbox.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sandbox_tool.calls import check_call
 from sandbox_tool.engines.runners import requests
@@ -33,13 +33,28 @@ from sandbox_tool.errors import (
 )
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
-from sandbox_tool.runner.session import encode_frame  # runner.framing after the split
+from sandbox_tool.runner.framing import encode_frame
 
 if TYPE_CHECKING:
-    from sandbox_tool.engines.runner_engine import RunnerEngine
-    from sandbox_tool.engines.runners.pool import Runner
+    from sandbox_tool.engines.isolation.base import Isolation
+    from sandbox_tool.engines.runners.runner import Runner
 
-__all__ = ["Session"]
+__all__ = ["Session", "SessionHost"]
+
+
+class SessionHost(Protocol):
+    """What a session needs of its engine (a
+    :class:`~sandbox_tool.engines.runner_engine.RunnerEngine`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    isolation: Isolation
+
+    def degraded(self, options: ExecutionOptions) -> list[str]: ...
+
+    async def release(self, runner: Runner, warm: bool, channel: RunnerChannel) -> None: ...
+
 
 #: How long a session's sandbox may take to apply its request and report its layers.
 _OPEN_SECONDS = 60.0
@@ -54,7 +69,7 @@ class Session:
 
     def __init__(
         self,
-        engine: RunnerEngine,
+        engine: SessionHost,
         runner: Runner,
         warm: bool,
         options: ExecutionOptions,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import sys
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from sandbox_tool.errors import SessionsNotSupported
 from sandbox_tool.options import ExecutionOptions
@@ -21,9 +21,28 @@ from sandbox_tool.result import ExecutionResult
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-    from sandbox_tool.session import Session
+__all__ = ["Engine", "EngineInfo", "EngineSession"]
 
-__all__ = ["Engine", "EngineInfo"]
+
+class EngineSession(Protocol):
+    """What an engine's session offers (:class:`sandbox_tool.session.Session` is the
+    runner engines' one)."""
+
+    #: Variables, imports and DataFrames last across its cells.
+    keeps_state: bool
+
+    async def execute(
+        self,
+        code: str,
+        inputs: Any = None,
+        options: ExecutionOptions | dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        """Run one cell; raise a ``SandboxError`` as a single execution would."""
+        ...
+
+    async def aclose(self) -> None:
+        """End the session; its interpreter and files are gone afterwards."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -77,7 +96,7 @@ class Engine(abc.ABC):
     async def execute(self, code: str, inputs: Any, options: ExecutionOptions) -> ExecutionResult:
         """Run ``code`` with ``inputs``; return the result or raise a ``SandboxError``."""
 
-    async def open_session(self, options: ExecutionOptions, idle_timeout: float) -> Session:
+    async def open_session(self, options: ExecutionOptions, idle_timeout: float) -> EngineSession:
         """A started session (one interpreter whose state lasts across cells).
 
         Raises :class:`~sandbox_tool.errors.SessionsNotSupported` on an engine without

@@ -1,7 +1,7 @@
 """The process engine: Linux process isolation without root, KVM or external programs.
 
 Security level 7. Every execution gets a fresh sandbox built by the runner
-(:mod:`sandbox_tool.runner.namespaces`) before any user code runs:
+(:mod:`sandbox_tool.runner.layers`) before any user code runs:
 
 - **namespaces**: user, pid, net, ipc, uts and mount. The code sees only its
   own processes, has no network but its own loopback, and cannot signal,

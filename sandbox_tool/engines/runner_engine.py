@@ -38,19 +38,20 @@ from sandbox_tool.engines.runners.answers import AnswerContext, Fallback, to_res
 from sandbox_tool.engines.runners.driver import Exchange, RunnerChannel
 from sandbox_tool.engines.runners.gate import Gate
 from sandbox_tool.engines.runners.pipes import RunnerPipes
-from sandbox_tool.engines.runners.pool import TEMPLATE_BOOTSTRAP, Runner, WarmPool
+from sandbox_tool.engines.runners.pool import WarmPool
 from sandbox_tool.engines.runners.proctree import kill_tree
+from sandbox_tool.engines.runners.runner import Runner
+from sandbox_tool.engines.runners.template import TEMPLATE_BOOTSTRAP
 from sandbox_tool.engines.runners.workspace import Workspace, remove_stale
 from sandbox_tool.errors import EngineUnavailable
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
 from sandbox_tool.runner import protocol
-from sandbox_tool.runner.session import encode_frame  # runner.framing after the split
+from sandbox_tool.runner.framing import encode_frame, write_all
+from sandbox_tool.session import Session
 
 if TYPE_CHECKING:
     from typing_extensions import Self
-
-    from sandbox_tool.session import Session
 
 __all__ = ["DEFAULT_PRELOAD", "RunnerEngine", "start_cold"]
 
@@ -60,7 +61,7 @@ DEFAULT_PRELOAD = ("numpy", "pandas", "matplotlib", "matplotlib.pyplot")
 _END_SECONDS = 1.0
 
 
-def start_cold(argv: list[str], setup: dict[str, Any], ws: Workspace) -> Runner:
+def start_cold(argv: list[str], setup: protocol.RunnerSetup, ws: Workspace) -> Runner:
     """A fresh runner process (``argv``: the bootstrap, to which the control fd number
     and ``framed`` are appended) with ``setup`` written first on its channel.
     Blocking: call it in a thread."""
@@ -78,9 +79,7 @@ def start_cold(argv: list[str], setup: dict[str, Any], ws: Workspace) -> Runner:
     pipes.close_runner_ends()
     runner = Runner(process.pid, pipes, ws, None, process)
     try:
-        data = encode_frame(setup)
-        while data:
-            data = data[os.write(pipes.request_w, data) :]
+        write_all(pipes.request_w, encode_frame(setup))
     except BrokenPipeError:
         pass  # it died at once: its supervisor's report says why
     except BaseException:
@@ -213,7 +212,7 @@ class RunnerEngine(Engine):
             env["MPLCONFIGDIR"] = str(self._font_cache)
         return env
 
-    def _setup(self, ws: Workspace, key: Any) -> dict[str, Any]:
+    def _setup(self, ws: Workspace, key: Any) -> protocol.RunnerSetup:
         return requests.runner_setup(ws, self.isolation.setup(ws, key))
 
     # -- taking a runner ------------------------------------------------------------------
@@ -296,8 +295,6 @@ class RunnerEngine(Engine):
 
     async def open_session(self, options: ExecutionOptions, idle_timeout: float) -> Session:
         """A session: one sandboxed interpreter for many cells (see :mod:`sandbox_tool.session`)."""
-        from sandbox_tool.session import Session
-
         await self.start()
         runner, warm = await self._take(options)
         session = Session(self, runner, warm, options, idle_timeout)

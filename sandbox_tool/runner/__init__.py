@@ -7,19 +7,30 @@ sandbox_tool installed there. Engines start it as::
 
 with the request (JSON) on stdin, the pipes for the code's stdout and stderr
 on fds 1 and 2, and the host's control pipe on the given fd. With ``framed``,
-stdin is a channel instead (:mod:`.session`): the runner's setup, then the
-frames of a session. A warm template (:mod:`.template`) forks the same runner
-with its request still to come on such a channel.
+stdin is a channel instead (:mod:`.roles.cells`): the runner's setup, then the
+frames of a session. A warm template (:mod:`.roles.template`) forks the same
+runner with its request still to come on such a channel.
+
+The modules, by what they hold (none imports one that imports it back)::
+
+    protocol.py   the messages, as TypedDicts, and the names both sides share
+    framing.py    length-prefixed frames over a fd, write_all
+    syscalls.py   libc (loaded once), prctl and its PR_* options, errno-checked calls
+    roles/        the processes: supervisor, worker, template, and cells (the
+                  worker's framed channel: one-shots and sessions)
+    layers/       the sandbox (Linux): plan, namespaces (the three processes), rootfs,
+                  privileges, limits, landlock, seccomp, scratch and copyout, probe
+    convert.py guards.py mplbackend.py   what the code meets: results, policies, figures
 
 Two parts, so that nothing the code does can lose or forge the outcome:
 
-- the **supervisor** (:mod:`.supervisor`) reads the request, starts the worker
+- the **supervisor** (:mod:`.roles.supervisor`) reads the request, starts the worker
   (forks it, or starts the sandbox whose innermost process becomes the worker:
-  :mod:`.namespaces`), waits for it, kills whatever it left behind (it is the
+  :mod:`.layers.namespaces`), waits for it, kills whatever it left behind (it is the
   child subreaper on Linux, so daemonised grandchildren come back to it), and
   writes its report, exit status, signal, peak memory and CPU time, on the
   control pipe, which the worker never holds;
-- the **worker** (:mod:`.worker`) applies the limits and policies, runs the
+- the **worker** (:mod:`.roles.worker`) applies the limits and policies, runs the
   code, converts the result, saves the figures and reports: to a file in the
   execution's private directory (a cold run), or as a frame on its channel
   with the artifacts (a warm run or a session).

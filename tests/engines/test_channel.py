@@ -13,8 +13,8 @@ import pytest
 from sandbox_tool import EngineError, ExecutionOptions, ImportPolicy, PythonSandbox
 from sandbox_tool.engines.native import NativeEngine
 from sandbox_tool.engines.runners import answers, frames
+from sandbox_tool.runner.framing import encode_frame
 from sandbox_tool.runner.protocol import MAX_ARTIFACT_FILES
-from sandbox_tool.runner.session import encode_frame
 
 
 def _reader(data: bytes, *, chunks: int = 1) -> asyncio.StreamReader:

@@ -85,7 +85,7 @@ def in_child(fn: Callable[..., Any], *args: Any, timeout: float = 30.0) -> Outco
 
 def sandboxed(plan: dict[str, Any], body: Callable[[], Any], timeout: float = 30) -> Outcome:
     """Enter a sandbox in a forked child and run ``body`` inside it."""
-    from sandbox_tool.runner import namespaces
+    from sandbox_tool.runner.layers import namespaces
 
     def run() -> dict[str, Any]:
         report = namespaces.enter_sandbox(plan)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from sandbox_tool.runner import landlock
+from sandbox_tool.runner.layers import landlock
 
 from .helpers import errno_of, in_child
 
@@ -23,7 +23,9 @@ pytestmark = pytest.mark.skipif(not SUPPORT["available"], reason=str(SUPPORT["re
 ABI = int(SUPPORT["abi"])
 
 # what Python itself needs to keep running (lazy imports, the runner package)
-INTERPRETER = sorted({sys.prefix, sys.base_prefix, os.path.dirname(landlock.__file__)})
+INTERPRETER = sorted(
+    {sys.prefix, sys.base_prefix, os.path.dirname(os.path.dirname(landlock.__file__))}
+)
 
 
 @pytest.fixture

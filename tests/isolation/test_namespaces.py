@@ -21,11 +21,12 @@ from typing import Any
 
 import pytest
 
-from sandbox_tool.runner import namespaces
+from sandbox_tool.runner.layers import namespaces
+from sandbox_tool.runner.layers.probe import probe
 
 from .helpers import IS_ROOT, Outcome, errno_of, in_child, sandboxed
 
-PROBE = namespaces.probe()
+PROBE = probe()
 pytestmark = pytest.mark.skipif(not PROBE["available"], reason=str(PROBE["reason"]))
 
 
@@ -151,7 +152,7 @@ def test_files_outside_the_plan_do_not_exist(
         return {
             "canary": errno_of(canary.read_text),
             "home": [e for e in private if os.path.lexists(os.path.join(home, e))],
-            "project": errno_of(lambda: os.stat(Path(namespaces.__file__).parents[2] / "tests")),
+            "project": errno_of(lambda: os.stat(Path(namespaces.__file__).parents[3] / "tests")),
             "write_root": errno_of(lambda: open("/evil", "w").close()),
         }
 
@@ -389,7 +390,7 @@ NON_ROOT_SCRIPT = textwrap.dedent(
     """
     import errno, json, os, sys, time
     sys.path.insert(0, sys.argv[1])
-    from runner import namespaces
+    from runner.layers import namespaces
     base, canary = sys.argv[2], sys.argv[3]
     before = os.path.exists(canary) and open(canary).read()
     plan = namespaces.default_plan(base + "/work", base + "/tmp", base + "/meta", nproc=6)
@@ -453,7 +454,7 @@ def test_userns_mode_as_an_unprivileged_user(unprivileged_user: str) -> None:
     python = "/usr/bin/python3"
     if not os.access(python, os.X_OK):
         pytest.skip(f"{python} missing: the unprivileged user needs an interpreter it can read")
-    runner_parent = str(Path(namespaces.__file__).parents[1])
+    runner_parent = str(Path(namespaces.__file__).parents[2])
     if _unreadable_by_others(runner_parent):
         pytest.skip(f"{runner_parent} is not readable by other users")
     base = tempfile.mkdtemp(prefix="sbx-user-")

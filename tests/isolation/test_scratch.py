@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
-from sandbox_tool.runner import namespaces, scratch
+from sandbox_tool.runner.layers import namespaces, scratch
+from sandbox_tool.runner.layers.probe import probe
 
 from .helpers import errno_of, sandboxed
 
-PROBE = namespaces.probe()
+PROBE = probe()
 pytestmark = pytest.mark.skipif(not PROBE["available"], reason=str(PROBE["reason"]))
 
 KIB, MIB = 1024, 1024 * 1024

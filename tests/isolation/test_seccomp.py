@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from sandbox_tool.runner import seccomp
+from sandbox_tool.runner.layers import seccomp
 
 from .helpers import IS_ROOT, errno_of, in_child
 

@@ -96,7 +96,6 @@ def test_clip_middle_marks_the_cut() -> None:
     "error",
     [
         pytest.param(EngineUnavailable("no engine here"), id="engine-unavailable"),
-        pytest.param(EngineError("worker died"), id="engine-error"),
         pytest.param(UsageError("bad options"), id="usage-error"),
     ],
 )
@@ -105,6 +104,16 @@ def test_developer_errors_are_raised_not_shown_to_the_model(
 ) -> None:
     with pytest.raises(type(error)):
         fake_tool(raising(error)).run_sync("1")
+
+
+def test_an_engine_error_reaches_the_model_as_a_message(fake_tool: Any) -> None:
+    # a forged or broken answer (issue 14): the agent loop must not die on it
+    error = EngineError("the sandbox's channel broke its protocol", stdout="before\n")
+    outcome = fake_tool(raising(error)).run_sync("1")
+    assert not outcome.ok
+    assert outcome.error == {"type": "EngineError", "message": error.message}
+    assert "could not complete" in outcome.text and "broke its protocol" in outcome.text
+    assert "before" in outcome.text  # what it printed first is kept
 
 
 def test_code_failures_become_outcomes_with_the_error(fake_tool: Any) -> None:

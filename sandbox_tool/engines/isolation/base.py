@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Hashable
-from typing import Any
 
 from sandbox_tool.engines.runners.workspace import Workspace
 from sandbox_tool.options import ExecutionOptions
+from sandbox_tool.runner.protocol import IsolationSetup
 
 __all__ = ["Isolation", "Probe", "Unavailable"]
 
@@ -55,7 +55,7 @@ class Isolation(abc.ABC):
         """The settings a runner's sandbox is built with (runners are reused per key)."""
         return None
 
-    def setup(self, ws: Workspace, key: Hashable) -> dict[str, Any] | None:
+    def setup(self, ws: Workspace, key: Hashable) -> IsolationSetup | None:
         """The runner setup's ``isolation`` part for ``ws`` and ``key`` (None: no sandbox
         is built by the runner itself)."""
         return None

@@ -1,5 +1,5 @@
 """Linux process isolation: a fresh sandbox per runner, built by the runner itself
-(:mod:`sandbox_tool.runner.namespaces`) before any user code runs: user, pid, net,
+(:mod:`sandbox_tool.runner.layers`) before any user code runs: user, pid, net,
 ipc, uts and mount namespaces, a private read-only root, an unprivileged uid without
 capabilities, landlock, seccomp, rlimits, a per-sandbox process cap and a size-capped
 tmpfs for the execution's files.
@@ -21,17 +21,18 @@ from sandbox_tool.engines.runners.requests import RUNNER_PARENT
 from sandbox_tool.engines.runners.workspace import Workspace
 from sandbox_tool.errors import EngineUnavailable
 from sandbox_tool.options import ExecutionOptions
+from sandbox_tool.runner.protocol import IsolationSetup
 
 __all__ = ["OPTIONAL_LAYERS", "LinuxNamespaces", "run_probe"]
 
 _PROBE = (
     "import json, sys; sys.path.insert(0, sys.argv[1]); "
-    "from runner import namespaces; plan = None\n"
+    "from runner.layers.probe import probe; plan = None\n"
     "if len(sys.argv) > 2:\n"
     "    plan = {'ro_binds': ['/usr'], 'rw_binds': [], 'files': {}, 'cwd': '/',\n"
     "            'landlock': {'read_only': ['/usr']}, 'seccomp': {}}\n"
     "    for layer in sys.argv[2].split(','): plan[layer] = None\n"
-    "print(json.dumps(namespaces.probe(plan)))"
+    "print(json.dumps(probe(plan)))"
 )
 #: Layers that can be left out when the caller accepts a degraded sandbox.
 OPTIONAL_LAYERS = ("landlock", "seccomp")
@@ -115,7 +116,7 @@ class LinuxNamespaces(Isolation):
         return (options.network, options.max_processes, options.max_disk_mb,
                 options.max_artifact_bytes, tuple(sorted(options.files)))  # fmt: skip
 
-    def setup(self, ws: Workspace, key: Hashable) -> dict[str, Any]:
+    def setup(self, ws: Workspace, key: Hashable) -> IsolationSetup:
         assert isinstance(key, tuple)
         network, max_processes, disk_mb, artifact_bytes, files = key
         return {
@@ -127,7 +128,5 @@ class LinuxNamespaces(Isolation):
             "scratch_mb": int(disk_mb),
             "ro_files": [str(ws.work / name) for name in files],
             # the code's files, plus the runner's report and figures
-            "copy_out_max_bytes": Budgets.of(
-                ExecutionOptions(max_artifact_bytes=int(artifact_bytes))
-            ).copy_out_bytes,
+            "copy_out_max_bytes": Budgets.copy_out_for(int(artifact_bytes)),
         }

@@ -246,12 +246,8 @@ class RunnerChannel:
         """Give up the host's ends of the streams (the runner sees its channel end)."""
         if self._control is not None:
             self._control.cancel()
-            with contextlib.suppress(BaseException):
-                await self._control
         if self._writer is not None:
-            self._writer.close()
-            with contextlib.suppress(Exception):
-                await self._writer.wait_closed()
+            self._writer.close()  # its transport closes the socket by itself
             self._writer = None
         for transport in self._transports:
             transport.close()

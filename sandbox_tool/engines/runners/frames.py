@@ -15,6 +15,8 @@ import json
 import secrets
 from typing import Any
 
+from sandbox_tool.runner.framing import HEADER
+
 __all__ = [
     "ChannelError",
     "MarkerCutter",
@@ -51,8 +53,7 @@ async def read_frame(
     Raises :class:`ChannelError` for a frame over ``limit`` bytes (before reading its
     body), one that is not JSON, nests too deep to parse, or is not an object."""
     try:
-        header = await reader.readexactly(4)
-        size = int.from_bytes(header, "big")
+        (size,) = HEADER.unpack(await reader.readexactly(HEADER.size))
         if size > limit:
             raise ChannelError(f"the sandbox sent a frame of {size} bytes (at most {limit})")
         body = await reader.readexactly(size)

@@ -1,6 +1,6 @@
 """The warm pool: one template process per engine, and runners forked from it ahead of time.
 
-The template (:mod:`sandbox_tool.runner.template`) imports the data-science
+The template (:mod:`sandbox_tool.runner.roles.template`) imports the data-science
 stack once. Each runner forked from it is a full runner (supervisor, worker,
 and for the process engine a fresh sandbox with its own namespaces, landlock
 ruleset, seccomp filter and rlimits): a warm runner is never weaker than a
@@ -20,74 +20,27 @@ come from any event loop (``execute_sync`` runs a fresh loop per call).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import select
-import socket
-import subprocess
-import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from sandbox_tool.engines.runners.pipes import RunnerPipes
 from sandbox_tool.engines.runners.proctree import kill_tree
+from sandbox_tool.engines.runners.runner import Runner, running
+from sandbox_tool.engines.runners.template import TEMPLATE_BOOTSTRAP, Template
 from sandbox_tool.engines.runners.workspace import Workspace
-from sandbox_tool.errors import EngineError, EngineUnavailable
+from sandbox_tool.errors import EngineError
+from sandbox_tool.runner.protocol import RunnerSetup
 
-__all__ = ["Runner", "WarmPool"]
+__all__ = ["TEMPLATE_BOOTSTRAP", "Runner", "WarmPool"]
 
-TEMPLATE_BOOTSTRAP = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from runner.template import main; main(int(sys.argv[2]))"
-)
-_READY_TIMEOUT = 120.0
 _END_SECONDS = 1.0
 """How long a released runner gets to end by itself before it is killed (it takes a few
 milliseconds; code that forged an early answer gets no more than this)."""
-
-
-@dataclass
-class Runner:
-    """A runner forked from the template: its supervisor's pid, the host's pipe ends and
-    its workspace. ``key`` says which settings its sandbox was built for.
-
-    Whoever drives the runner consumes (closes) the host's ends of its stdout, stderr
-    and channel; the control pipe stays the runner's until it is discarded or released.
-    """
-
-    pid: int
-    pipes: RunnerPipes
-    ws: Workspace
-    key: Any
-    process: subprocess.Popen[bytes] | None = None
-    """Set when this process started the runner itself (it must reap it)."""
-
-    def discard(self) -> None:
-        """Kill it now and remove everything (a runner that was never driven)."""
-        kill_tree(self.pid)
-        self.pipes.close_host_ends()
-        self._reap()
-        self.ws.cleanup()
-
-    def finish(self, killed: bool) -> None:
-        """Once it has ended (or been ``killed``): close its control pipe, remove its
-        workspace; whatever is left in its supervisor's session is killed."""
-        if not killed:
-            with contextlib.suppress(OSError):
-                os.killpg(self.pid, 9)
-        with contextlib.suppress(OSError):
-            os.close(self.pipes.control_r)
-        self._reap()
-        self.ws.cleanup()
-
-    def _reap(self) -> None:
-        if self.process is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=5)
 
 
 class WarmPool:
@@ -104,7 +57,7 @@ class WarmPool:
         env: dict[str, str],
         preload: list[str],
         make_workspace: Callable[[], Workspace],
-        make_setup: Callable[[Workspace, Any], dict[str, Any]],
+        make_setup: Callable[[Workspace, Any], RunnerSetup],
         default_key: Any,
         size: int = 2,
     ) -> None:
@@ -115,14 +68,13 @@ class WarmPool:
         self.make_setup = make_setup
         self.default_key = default_key
         self.size = size
-        self.info: dict[str, Any] = {}
         self._lock = threading.RLock()
         self._ready: deque[Runner] = deque()
         # released runners still ending, with the time they get to end by themselves
         self._spent: list[tuple[Runner, float]] = []
         self._cleaning = 0
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._sock: socket.socket | None = None
+        self._template = Template(argv, env, preload)
+        self._had_template = False
         self._closed = False
         self._refill_wanted = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
@@ -134,83 +86,18 @@ class WarmPool:
         self._wake_lock = threading.Lock()
         # released runners, queued without the lock (release() runs on the event loop)
         self._released: deque[Runner] = deque()
-        # the template's stderr, read when it fails; closed by close()
-        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         self.restarts = 0
-
-    # -- the template --------------------------------------------------------------
-
-    def _spawn(self) -> None:
-        """Start the template from a thread that lives as long as it does (its
-        PR_SET_PDEATHSIG fires when the thread that started it ends)."""
-        started = threading.Event()
-        failure: list[BaseException] = []
-
-        def own_template() -> None:
-            host, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            try:
-                # a file, not a pipe nobody drains: the template must never block on it
-                proc = subprocess.Popen(
-                    [*self.argv, str(child.fileno())], pass_fds=(child.fileno(),),
-                    env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                    stderr=self._stderr, start_new_session=True,
-                )  # fmt: skip
-            except BaseException as exc:  # noqa: BLE001 - reported to the caller
-                failure.append(exc)
-                host.close()
-                child.close()
-                started.set()
-                return
-            child.close()
-            self._proc, self._sock = proc, host
-            started.set()
-            proc.wait()  # until the template ends, crash or shutdown
-
-        threading.Thread(target=own_template, name="sandbox-tool-template", daemon=True).start()
-        started.wait()
-        if failure:
-            raise EngineUnavailable(f"could not start the warm template: {failure[0]}")
-        assert self._sock is not None
-        self._sock.send(json.dumps({"preload": self.preload}).encode())
-        self._sock.settimeout(_READY_TIMEOUT)
-        try:
-            hello = json.loads(self._sock.recv(1 << 20) or b"{}")
-        except (OSError, ValueError) as exc:
-            hello = {"error": str(exc)}
-        self._sock.settimeout(None)
-        if not hello.get("ready"):
-            detail = self._stop_template()
-            raise EngineUnavailable(f"the warm template did not start: {hello} {detail}")
-        self.info = hello
-
-    def _alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def _stop_template(self) -> str:
-        """Stop the template; return the end of what it printed to stderr."""
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        if self._proc is not None:
-            kill_tree(self._proc.pid)
-            with contextlib.suppress(Exception):
-                self._proc.wait(timeout=5)
-            self._proc = None
-        self._stderr.seek(0)
-        detail = self._stderr.read()[-500:].decode(errors="replace")
-        self._stderr.seek(0)
-        self._stderr.truncate()
-        return detail
 
     def _ensure_template(self) -> None:
         if self._closed:
             raise EngineError("the warm pool is closed")
-        if not self._alive():
-            if self._proc is not None:
+        if not self._template.alive():
+            if self._had_template:
                 self.restarts += 1
                 self._drop_ready()  # runners of a dead template are dead too
-                self._stop_template()
-            self._spawn()
+                self._template.stop()
+            self._template.start()
+            self._had_template = True
 
     # -- runners -------------------------------------------------------------------
 
@@ -220,20 +107,14 @@ class WarmPool:
         ws = ws or self.make_workspace()
         pipes = RunnerPipes.create()
         try:
-            setup = self.make_setup(ws, key)
-            assert self._sock is not None
-            socket.send_fds(self._sock, [json.dumps({"setup": setup}).encode()],
-                            list(pipes.runner_ends()))  # fmt: skip
-            answer = json.loads(self._sock.recv(1 << 16) or b"{}")
-            if "pid" not in answer:
-                raise EngineError(f"the warm template could not fork a runner: {answer}")
+            pid = self._template.fork(self.make_setup(ws, key), list(pipes.runner_ends()))
         except BaseException:
             pipes.close_all()
             ws.cleanup()
             raise
         finally:
             pipes.close_runner_ends()
-        return Runner(int(answer["pid"]), pipes, ws, key)
+        return Runner(pid, pipes, ws, key)
 
     def take_ready(self, key: Any) -> Runner | None:
         """A runner forked ahead of time for ``key``, if one is waiting and the pool is not
@@ -257,7 +138,7 @@ class WarmPool:
         to the background, to be killed and removed."""
         while self._ready:
             runner = self._ready.popleft()
-            if self._alive() and _running(runner.pid):
+            if self._template.alive() and running(runner.pid):
                 return runner
             runner.pipes.close_driven_ends()
             self._spent.append((runner, 0.0))
@@ -399,8 +280,7 @@ class WarmPool:
                 return
             self._closed = True
             self._drop_ready()
-            self._stop_template()
-            self._stderr.close()
+            self._template.close()
             self._refill_wanted.notify_all()
             self._idle.notify_all()
         self._wake()
@@ -418,12 +298,17 @@ class WarmPool:
             runner.finish(killed=True)
         self._finish_released()
 
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the template said when it was ready."""
+        return self._template.info
+
     def ready_count(self) -> int:
         with self._lock:
             return len(self._ready)
 
     def template_pid(self) -> int | None:
-        return self._proc.pid if self._alive() and self._proc is not None else None
+        return self._template.pid
 
     def wait_idle(self, timeout: float = 30.0) -> None:
         """Wait until no runner is being forked and the waiting ones are sandboxed (for
@@ -444,8 +329,8 @@ class WarmPool:
         template is a leftover."""
         with self._lock:
             pids = {r.pid for r in self._ready}
-            if self._proc is not None:
-                pids.add(self._proc.pid)
+            if self._template.proc is not None:
+                pids.add(self._template.proc.pid)
             return pids
 
     def resident_dirs(self) -> set[Any]:
@@ -454,11 +339,9 @@ class WarmPool:
 
     def resident_fds(self) -> set[int]:
         with self._lock:
-            fds = {self._sock.fileno()} if self._sock is not None else set()
+            fds = self._template.fds()
             for r in self._ready:
                 fds |= {r.pipes.request_w, r.pipes.stdout_r, r.pipes.stderr_r, r.pipes.control_r}
-            if not self._stderr.closed:
-                fds.add(self._stderr.fileno())
             fds |= {fd for fd in (self._wake_r, self._wake_w) if fd >= 0}
             return fds
 
@@ -474,12 +357,4 @@ def _drained(runner: Runner) -> bool:
         return False
     except OSError:
         return True
-    return True
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
     return True

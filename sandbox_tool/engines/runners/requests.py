@@ -25,7 +25,7 @@ from sandbox_tool.engines.runners.frames import new_marker
 from sandbox_tool.engines.runners.workspace import Workspace
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.runner import protocol
-from sandbox_tool.runner.session import encode_frame  # runner.framing after the split
+from sandbox_tool.runner.framing import encode_frame
 
 __all__ = [
     "RUNNER_PARENT",
@@ -79,7 +79,7 @@ def sandbox_env(ws: Workspace, options: ExecutionOptions) -> dict[str, str]:
     return env
 
 
-def runner_setup(ws: Workspace, isolation: dict[str, Any] | None) -> dict[str, Any]:
+def runner_setup(ws: Workspace, isolation: protocol.IsolationSetup | None) -> protocol.RunnerSetup:
     """How to build a runner for ``ws``: known before the code is (with the usual
     environment, which a pre-forked worker applies while it waits)."""
     return {
@@ -93,16 +93,14 @@ def execution_request(
     options: ExecutionOptions,
     ws: Workspace,
     *,
-    code: str = "",
     inputs: Any = None,
     sandbox_caps_processes: bool = False,
     session: bool = False,
-) -> dict[str, Any]:
+) -> protocol.ExecutionRequest:
     """What the runner needs to run code under ``options``. ``sandbox_caps_processes``:
     the sandbox has its own process cap, which replaces ``RLIMIT_NPROC``'s per-user
     count. A ``session``'s CPU limit is set per cell."""
     return {
-        "code": code,
         "inputs": inputs,
         "env": sandbox_env(ws, options),
         "max_result_bytes": Budgets.of(options).result_bytes,
@@ -130,7 +128,7 @@ def execution_request(
 class CellMessage:
     """One cell's frame and what bounds its exchange."""
 
-    frame: dict[str, Any]
+    frame: protocol.Cell
     limits: CellLimits
 
 
@@ -138,7 +136,7 @@ def new_cell(code: str, options: ExecutionOptions, *, inputs: Any = None,
              session: bool = False) -> CellMessage:  # fmt: skip
     """A cell running ``code``; a session's cell carries its CPU limit and inputs."""
     marker = new_marker()
-    frame: dict[str, Any] = {
+    frame: protocol.Cell = {
         "code": code,
         "marker": marker.decode(),
         "max_artifact_bytes": options.max_artifact_bytes,

@@ -14,11 +14,13 @@ import os
 import sys
 import traceback
 import types
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
-from . import guards, mplbackend
-from .convert import convert_result, safe_repr
-from .protocol import (
+from .. import guards, mplbackend
+from ..convert import convert_result, safe_repr
+from ..framing import write_all
+from ..layers.limits import apply_limits
+from ..protocol import (
     FIGURES_DIR,
     KIND_BUILTIN,
     KIND_EXCEPTION,
@@ -28,10 +30,16 @@ from .protocol import (
     KIND_SYNTAX,
     USER_FILENAME,
     WORKER_REPORT,
+    ErrorReport,
+    OkReport,
+    Paths,
+    RunnerErrorFrame,
+    RunnerRequest,
+    RunnerSetup,
+    WorkerReport,
 )
-from .supervisor import prctl
+from ..syscalls import PR_SET_DUMPABLE, try_prctl
 
-_PR_SET_DUMPABLE = 4
 _MPL_BACKEND = "module://runner.mplbackend"
 # room for a report's repr, traceback and keys beside its result
 _REPORT_OVERHEAD = 256 << 10
@@ -40,9 +48,8 @@ _DEFAULT_REPORT_RESERVE = (1 << 20) + _REPORT_OVERHEAD
 # Bound now: the user's code may replace module attributes (json.dumps = None)
 # before the report is written.
 _dumps = json.dumps
-_os_open, _os_write, _os_close, _os_replace, _os_getpid, _os_ftruncate = (
+_os_open, _os_close, _os_replace, _os_getpid, _os_ftruncate = (
     os.open,
-    os.write,
     os.close,
     os.replace,
     os.getpid,
@@ -54,7 +61,7 @@ _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
 
 
 class _Paths:
-    def __init__(self, paths: dict[str, str]) -> None:
+    def __init__(self, paths: Paths) -> None:
         self.work = paths["work"]
         self.tmp = paths["tmp"]
         self.meta = paths["meta"]
@@ -62,7 +69,7 @@ class _Paths:
 
 def _isolate_descriptors() -> None:
     """Give the code an empty stdin and its own process group."""
-    prctl(_PR_SET_DUMPABLE, 1)
+    try_prctl(PR_SET_DUMPABLE, 1)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
@@ -80,44 +87,6 @@ def _reseed() -> None:
         numpy.random.seed()
 
 
-def _count_processes_of(uid: int) -> int:
-    count = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.stat(f"/proc/{entry}").st_uid == uid:
-                    count += len(os.listdir(f"/proc/{entry}/task"))
-            except OSError:
-                continue
-    return count
-
-
-def _apply_limits(limits: dict[str, int | None]) -> None:
-    import resource
-
-    def set_limit(which: int, value: int) -> None:
-        _, hard = resource.getrlimit(which)
-        if hard != resource.RLIM_INFINITY:
-            value = min(value, hard)
-        resource.setrlimit(which, (value, value if which != resource.RLIMIT_CPU else hard))
-
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if limits.get("memory_bytes"):
-        set_limit(resource.RLIMIT_AS, int(limits["memory_bytes"] or 0))
-    if limits.get("file_bytes"):
-        set_limit(resource.RLIMIT_FSIZE, int(limits["file_bytes"] or 0))
-    if limits.get("open_files"):
-        set_limit(resource.RLIMIT_NOFILE, int(limits["open_files"] or 0))
-    if limits.get("processes") and os.getuid() != 0 and sys.platform.startswith("linux"):
-        # RLIMIT_NPROC counts every task of the real uid on the machine (FIELD_NOTES 6)
-        budget = _count_processes_of(os.getuid()) + int(limits["processes"] or 0)
-        set_limit(resource.RLIMIT_NPROC, budget)
-    cpu = limits.get("cpu_seconds")
-    if cpu:
-        # soft limit: SIGXCPU kills the process; the hard limit one second later: SIGKILL
-        resource.setrlimit(resource.RLIMIT_CPU, (int(cpu), int(cpu) + 1))
-
-
 def _reserve_report(meta: str, size: int) -> None:
     """Allocate the report's file before the code runs: code that fills the disk limit
     must not leave the runner without room to say so."""
@@ -130,16 +99,14 @@ def _reserve_report(meta: str, size: int) -> None:
         _os_close(fd)
 
 
-def write_report(meta: str, report: dict[str, Any]) -> None:
+def write_report(meta: str, report: WorkerReport | RunnerErrorFrame) -> None:
     data = _dumps(report).encode()
     path = _join(meta, WORKER_REPORT)
     tmp = path + ".tmp"
     # into the space reserved before the code ran, then cut to size
     fd = _os_open(tmp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[_os_write(fd, view) :]
+        write_all(fd, data)
         _os_ftruncate(fd, len(data))
     finally:
         _os_close(fd)
@@ -150,7 +117,7 @@ def _user_frames(tb: types.TracebackType | None) -> list[traceback.FrameSummary]
     return [f for f in traceback.extract_tb(tb) if f.filename == USER_FILENAME]
 
 
-def _error_report(exc: BaseException) -> dict[str, Any]:
+def _error_report(exc: BaseException) -> ErrorReport:
     """Describe an exception from the user's code, traceback trimmed to its frames."""
     frames = _user_frames(exc.__traceback__)
     if isinstance(exc, SyntaxError) and not exc.text and exc.lineno:
@@ -182,7 +149,7 @@ def _error_report(exc: BaseException) -> dict[str, Any]:
         message = str(exc)
     except BaseException:  # noqa: BLE001 - a hostile __str__
         message = "<message unavailable>"
-    return {
+    report: ErrorReport = {
         "status": "error",
         "kind": kind,
         "exception": type(exc).__name__,
@@ -190,8 +157,8 @@ def _error_report(exc: BaseException) -> dict[str, Any]:
         "traceback": "\n".join(lines),
         "lineno": lineno,
         "line": line.strip() if line else None,
-        **extra,
     }
+    return cast(ErrorReport, {**report, **extra})
 
 
 def _split_last_expression(tree: ast.Module) -> tuple[types.CodeType, types.CodeType | None]:
@@ -225,16 +192,17 @@ def _capture_figures() -> str | None:
     return None
 
 
-def fail(request: dict[str, Any], message: str) -> NoReturn:
+def fail(request: RunnerSetup, message: str) -> NoReturn:
     """Report that the runner could not run the code, and exit."""
+    failed: RunnerErrorFrame = {"status": "runner_error", "message": message}
     try:
-        write_report(request["paths"]["meta"], {"status": "runner_error", "message": message})
+        write_report(request["paths"]["meta"], failed)
     finally:
         _flush_all()
         _exit(71)
 
 
-def prepare(setup: dict[str, Any], *, report_file: bool = True) -> None:
+def prepare(setup: RunnerSetup, *, report_file: bool = True) -> None:
     """What can be done before the request arrives (a pre-forked worker does it while it
     waits, so that a request pays only for its code). ``report_file``: the report goes to
     a file (a cold run), whose space is reserved now; a warm worker answers on its channel."""
@@ -267,7 +235,7 @@ def _set_environment(env: dict[str, str]) -> None:
     os.environ["MPLBACKEND"] = _MPL_BACKEND
 
 
-def start_namespace(request: dict[str, Any]) -> types.ModuleType:
+def start_namespace(request: RunnerRequest) -> types.ModuleType:
     """Apply the request's environment, limits and policies; the user's ``__main__``."""
     paths = _Paths(request["paths"])
     env = request.get("env")
@@ -275,7 +243,7 @@ def start_namespace(request: dict[str, Any]) -> types.ModuleType:
         _set_environment(env)
     else:
         os.environ["MPLBACKEND"] = _MPL_BACKEND
-    _apply_limits(request.get("limits", {}))
+    apply_limits(request.get("limits", {}))
     rules = request["import_policy"]
     guards.install_import_guard(
         guards.ImportRules(rules["unlisted"], rules["allow"], rules["deny"])
@@ -304,7 +272,7 @@ def _assigns_result(tree: ast.Module) -> bool:
 
 def run_code(
     main: types.ModuleType, code: str, max_bytes: int, *, cell: bool = False
-) -> dict[str, Any]:
+) -> WorkerReport:
     """Run ``code`` in ``main``; the report of what it gave. In a session ``cell``, the
     value is the cell's own ``result`` (if it sets one) or its last expression."""
     # every line ends in a newline, as linecache's own entries do: traceback's
@@ -333,11 +301,11 @@ def run_code(
     builtins.__dict__.clear()
     builtins.__dict__.update(real_builtins)
     reserve = None
-    report: dict[str, Any]
+    report: WorkerReport
     if status is None:
         if own_result and "result" in main.__dict__:
             value = main.__dict__["result"]
-        report = {"status": "ok", **convert_result(value, max_bytes)}
+        report = cast(OkReport, {"status": "ok", **convert_result(value, max_bytes)})
     else:
         report = _error_report(status)
     del reserve
@@ -348,7 +316,7 @@ def run_code(
     return report
 
 
-def run(request: dict[str, Any]) -> NoReturn:
+def run(request: RunnerRequest) -> NoReturn:
     """Run one request in this (forked, prepared) process and exit."""
     meta = request["paths"]["meta"]
     try:
@@ -361,7 +329,8 @@ def run(request: dict[str, Any]) -> NoReturn:
     except BaseException as exc:  # noqa: BLE001 - last resort: a minimal report
         try:
             message = f"could not write the report: {safe_repr(exc)}"
-            write_report(meta, {"status": "runner_error", "message": message})
+            failed: RunnerErrorFrame = {"status": "runner_error", "message": message}
+            write_report(meta, failed)
         except BaseException:  # noqa: BLE001
             pass
     _exit(0)

@@ -25,6 +25,9 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from .. import syscalls
+from ..syscalls import PR_SET_NO_NEW_PRIVS
+
 __all__ = [
     "FS_RIGHTS",
     "LandlockUnavailable",
@@ -38,7 +41,6 @@ __all__ = [
 _SYS_CREATE_RULESET, _SYS_ADD_RULE, _SYS_RESTRICT_SELF = 444, 445, 446  # every arch
 _CREATE_RULESET_VERSION = 1 << 0
 _RULE_PATH_BENEATH, _RULE_NET_PORT = 1, 2
-_PR_SET_NO_NEW_PRIVS = 38
 
 # name -> (bit, first ABI that knows it); include/uapi/linux/landlock.h
 FS_RIGHTS: dict[str, tuple[int, int]] = {
@@ -72,12 +74,11 @@ READ_WRITE = (
 DEVICE = ("read_file", "write_file", "truncate", "ioctl_dev")
 
 
+_libc = syscalls.libc  # looked up at each call, so that tests can stand in for the kernel
+
+
 class LandlockUnavailable(OSError):
     """Landlock cannot be used here; the message names what is missing."""
-
-
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
 
 
 def abi_version() -> int:
@@ -223,7 +224,7 @@ class PreparedRuleset:
                             err, f"landlock_add_rule(port {port}): {os.strerror(err)}"
                         )
                     ports.append({"port": int(port), "access": [right]})
-            if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
                 err = ctypes.get_errno()
                 raise LandlockUnavailable(err, f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(err)}")
             if libc.syscall(ctypes.c_long(_SYS_RESTRICT_SELF), ruleset, 0) != 0:

@@ -25,58 +25,33 @@ is limited per channel. A cell that hits a limit ends the channel.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import resource
-import struct
-from typing import Any, NoReturn
+from typing import Literal, NoReturn, cast
 
+from ..framing import encode_frame, read_frame, write_all
+from ..layers.limits import move_cpu_limit
+from ..protocol import (
+    FIGURES_DIR,
+    MAX_ARTIFACT_FILES,
+    AnswerFrame,
+    ArtifactItem,
+    Cell,
+    ExecutionRequest,
+    IsolationSummary,
+    ReadyFrame,
+    RunnerErrorFrame,
+    RunnerRequest,
+    RunnerSetup,
+    Usage,
+    read_regular,
+)
 from . import worker
-from .protocol import FIGURES_DIR, MAX_ARTIFACT_FILES, read_regular
 
-_HEADER = struct.Struct("!I")
-MAX_FRAME = 256 << 20
 # Bound now: the code may replace module attributes (json.dumps = None) before its
 # answer is sent.
-_dumps, _loads, _b64encode = json.dumps, json.loads, base64.b64encode
-_read, _write, _exit = os.read, os.write, os._exit
-
-
-def read_frame(fd: int) -> dict[str, Any] | None:
-    """The next frame, or None at the end of the channel."""
-    header = _read_exactly(fd, _HEADER.size)
-    if header is None:
-        return None
-    (size,) = _HEADER.unpack(header)
-    if size > MAX_FRAME:
-        raise ValueError(f"frame of {size} bytes")
-    body = _read_exactly(fd, size)
-    if body is None:
-        return None
-    frame: dict[str, Any] = _loads(body)
-    return frame
-
-
-def _read_exactly(fd: int, size: int) -> bytes | None:
-    chunks, left = [], size
-    while left:
-        chunk = _read(fd, left)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
-def encode_frame(frame: dict[str, Any]) -> bytes:
-    body = _dumps(frame).encode()
-    return _HEADER.pack(len(body)) + body
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[_write(fd, view) :]
+_b64encode = base64.b64encode
+_write, _exit = os.write, os._exit
 
 
 def _files(top: str) -> dict[str, tuple[int, int]]:
@@ -94,12 +69,12 @@ def _files(top: str) -> dict[str, tuple[int, int]]:
 
 def _artifacts(
     figures: str, work: str, before: dict[str, tuple[int, int]], budget: int, keep: bool
-) -> tuple[list[dict[str, str]], bool, dict[str, tuple[int, int]]]:
+) -> tuple[list[ArtifactItem], bool, dict[str, tuple[int, int]]]:
     """The cell's figures and changed files within ``budget``; the figures are removed
     unless ``keep`` (a one-shot's stay for the host, in case the channel fails)."""
-    out: list[dict[str, str]] = []
+    out: list[ArtifactItem] = []
     truncated = False
-    candidates = [
+    candidates: list[tuple[str, str, Literal["figure", "file"]]] = [
         (name, os.path.join(figures, name), "figure")
         for name in sorted(os.listdir(figures), key=lambda n: (len(n), n))
     ]
@@ -124,7 +99,7 @@ def _artifacts(
     return out, truncated, after
 
 
-def _usage() -> dict[str, float]:
+def _usage() -> Usage:
     """CPU seconds and peak resident memory of this process and the children it reaped."""
     own, kids = (
         resource.getrusage(resource.RUSAGE_SELF),
@@ -136,18 +111,7 @@ def _usage() -> dict[str, float]:
     }
 
 
-def _move_cpu_limit(seconds: int) -> None:
-    """Let the next cell use ``seconds`` more CPU (the soft limit is per process)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    used = int(usage.ru_utime + usage.ru_stime) + 1
-    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    soft = used + seconds
-    if hard != resource.RLIM_INFINITY:
-        soft = min(soft, hard)
-    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
-
-
-def serve(setup: dict[str, Any], channel: int, isolation: dict[str, Any] | None) -> NoReturn:
+def serve(setup: RunnerSetup, channel: int, isolation: IsolationSummary | None) -> NoReturn:
     """Run cells from ``channel`` until the host closes it (or after one, for a one-shot).
 
     The cells' markers go to copies of stdout and stderr made before any code ran, so
@@ -156,31 +120,33 @@ def serve(setup: dict[str, Any], channel: int, isolation: dict[str, Any] | None)
     file instead, which the host reads once the runner has ended, as for a cold run.
     """
     streams = [os.dup(1), os.dup(2)]
-    first = read_frame(channel)
+    first: ExecutionRequest | None = read_frame(channel)
     if first is None:
         _exit(0)
-    request = {**setup, **first, "framed": True}
+    request: RunnerRequest = {**setup, **first, "framed": True}
     one_shot = bool(request.get("one_shot"))
     try:
         main = worker.start_namespace(request)
     except BaseException as exc:  # noqa: BLE001 - reported to the host, then the end
-        _write_all(channel, encode_frame({"status": "runner_error", "message": repr(exc)}))
+        failed: RunnerErrorFrame = {"status": "runner_error", "message": repr(exc)}
+        write_all(channel, encode_frame(failed))
         _exit(71)
-    _write_all(channel, encode_frame({"status": "ready", "isolation": isolation}))
+    ready: ReadyFrame = {"status": "ready", "isolation": isolation}
+    write_all(channel, encode_frame(ready))
     max_bytes = int(request["max_result_bytes"])
     paths = request["paths"]
     figures = os.path.join(paths["meta"], FIGURES_DIR)
     files = _files(paths["work"])
     while True:
-        cell = read_frame(channel)
+        cell: Cell | None = read_frame(channel)
         if cell is None:
             _exit(0)
         if cell.get("cpu_seconds") is not None:
-            _move_cpu_limit(int(cell["cpu_seconds"]))
+            move_cpu_limit(int(cell["cpu_seconds"] or 0))
         if "inputs" in cell:
             main.__dict__["inputs"] = cell["inputs"]
         report = worker.run_code(main, cell["code"], max_bytes, cell=not one_shot)
-        answer = dict(report)
+        answer = cast(AnswerFrame, dict(report))
         try:
             answer["artifacts"], answer["artifacts_truncated"], files = _artifacts(
                 figures, paths["work"], files, int(cell["max_artifact_bytes"]), keep=one_shot
@@ -195,7 +161,7 @@ def serve(setup: dict[str, Any], channel: int, isolation: dict[str, Any] | None)
             except OSError:
                 pass  # the code closed it: the host reads that stream to its end instead
         try:
-            _write_all(channel, encode_frame(answer))
+            write_all(channel, encode_frame(answer))
         except BaseException:  # noqa: BLE001 - the code broke its channel
             if not one_shot:
                 _exit(72)

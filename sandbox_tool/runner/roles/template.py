@@ -12,7 +12,7 @@ with the capturing backend and its font cache), freezes the heap, reports
     {"setup": {...the runner's setup: paths, isolation...}}  + 4 fds
     (the runner's stdin for the request, stdout, stderr, control)
 
-forks a runner supervisor (:func:`runner.supervisor.supervise`) wired to those
+forks a runner supervisor (:func:`runner.roles.supervisor.supervise`) wired to those
 fds, and answers ``{"pid": N}``. The supervisor forks the worker, which enters
 its sandbox at once and then waits for the execution's request on its stdin:
 a request at low load pays only for running its code.
@@ -32,17 +32,18 @@ import signal
 import socket
 import sys
 import time
-from typing import Any, NoReturn
+from typing import NoReturn
 
-from .supervisor import prctl, supervise
+from ..protocol import ForkAnswer, ForkMessage, RunnerSetup, TemplateConfig, TemplateReady
+from ..syscalls import PR_SET_PDEATHSIG, libc, thread_count, try_prctl
+from .supervisor import supervise
 
-_PR_SET_PDEATHSIG = 1
 _MAX_MESSAGE = 1 << 20
 
 
 def _threads() -> int:
     try:
-        return len(os.listdir("/proc/self/task"))
+        return thread_count()
     except OSError:
         return 1
 
@@ -93,55 +94,56 @@ def _warm_up() -> None:
 
 
 _MADV_HUGEPAGE, _MADV_NOHUGEPAGE, _MADV_COLLAPSE = 14, 15, 25
-# the regions _collapse_heap() marked, which each runner unmarks (see _start_runner),
-# and the madvise() it used, which the runners inherit ready to call
-_huge_regions: list[tuple[int, int]] = []
-_madvise: list[Any] = []
 
 
-def _collapse_heap() -> int:
-    """Back the template's heap with huge pages where the kernel allows it (Linux 6.1+
-    ``MADV_COLLAPSE``): every fork then copies fewer page-table entries and every exit
-    frees fewer. Returns how many regions were collapsed (0 where unsupported)."""
-    import ctypes
+class HugeHeap:
+    """The template's heap backed by huge pages, and the regions that were marked (which
+    every runner forked from the template unmarks)."""
 
-    huge = 1 << 21
-    try:
-        madvise = ctypes.CDLL(None, use_errno=True).madvise
-        madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-        with open("/proc/self/maps") as maps:
-            lines = maps.readlines()
-    except OSError:
-        return 0
-    _madvise.append(madvise)
-    collapsed = 0
-    for line in lines:
-        fields = line.split()
-        # private writable memory with no file behind it: the heap and anonymous maps
-        if not fields[1].startswith("rw") or (len(fields) > 5 and fields[5] != "[heap]"):
-            continue
-        low, high = (int(x, 16) for x in fields[0].split("-"))
-        start, end = (low + huge - 1) & ~(huge - 1), high & ~(huge - 1)
-        if end > start and madvise(start, end - start, _MADV_HUGEPAGE) == 0:
-            _huge_regions.append((start, end - start))
-            collapsed += madvise(start, end - start, _MADV_COLLAPSE) == 0
-    return collapsed
+    def __init__(self) -> None:
+        self.regions: list[tuple[int, int]] = []
+
+    def collapse(self) -> int:
+        """Back the heap with huge pages where the kernel allows it (Linux 6.1+
+        ``MADV_COLLAPSE``): every fork then copies fewer page-table entries and every exit
+        frees fewer. Returns how many regions were collapsed (0 where unsupported)."""
+        import ctypes
+
+        huge = 1 << 21
+        try:
+            madvise = libc().madvise
+            madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+            with open("/proc/self/maps") as maps:
+                lines = maps.readlines()
+        except OSError:
+            return 0
+        collapsed = 0
+        for line in lines:
+            fields = line.split()
+            # private writable memory with no file behind it: the heap and anonymous maps
+            if not fields[1].startswith("rw") or (len(fields) > 5 and fields[5] != "[heap]"):
+                continue
+            low, high = (int(x, 16) for x in fields[0].split("-"))
+            start, end = (low + huge - 1) & ~(huge - 1), high & ~(huge - 1)
+            if end > start and madvise(start, end - start, _MADV_HUGEPAGE) == 0:
+                self.regions.append((start, end - start))
+                collapsed += madvise(start, end - start, _MADV_COLLAPSE) == 0
+        return collapsed
+
+    def no_new_huge_pages(self) -> None:
+        """In a runner: keep the template's huge pages shared, but let no new ones be made
+        (khugepaged would otherwise collapse the pages a long session copies into private
+        2 MiB ones)."""
+        for start, length in self.regions:
+            libc().madvise(start, length, _MADV_NOHUGEPAGE)
 
 
-def _no_new_huge_pages() -> None:
-    """In a runner: keep the template's huge pages shared, but let no new ones be made
-    (khugepaged would otherwise collapse the pages a long session copies into private
-    2 MiB ones)."""
-    for start, length in _huge_regions:
-        _madvise[0](start, length, _MADV_NOHUGEPAGE)
-
-
-def _start_runner(setup: dict[str, Any], fds: list[int]) -> NoReturn:
+def _start_runner(setup: RunnerSetup, fds: list[int], heap: HugeHeap) -> NoReturn:
     """In the forked child: become a runner supervisor on the given fds."""
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the template ignores it; we wait
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        _no_new_huge_pages()
+        try_prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        heap.no_new_huge_pages()
         os.setsid()
         request_r, stdout_w, stderr_w, control_w = fds
         os.dup2(stdout_w, 1)
@@ -155,7 +157,7 @@ def _start_runner(setup: dict[str, Any], fds: list[int]) -> NoReturn:
         os._exit(70)
 
 
-def serve(sock: socket.socket) -> NoReturn:
+def serve(sock: socket.socket, heap: HugeHeap) -> NoReturn:
     """Fork a runner for every message until the host closes the socket."""
     while True:
         try:
@@ -165,14 +167,15 @@ def serve(sock: socket.socket) -> NoReturn:
         if not message:
             os._exit(0)  # the host closed its end: the pool is shutting down
         try:
-            setup = json.loads(message)["setup"]
+            fork: ForkMessage = json.loads(message)
+            setup = fork["setup"]
             if len(fds) != 4:
                 raise ValueError(f"expected 4 file descriptors, got {len(fds)}")
             pid = os.fork()
             if pid == 0:
                 sock.close()
-                _start_runner(setup, fds)
-            answer: dict[str, Any] = {"pid": pid}
+                _start_runner(setup, fds, heap)
+            answer: ForkAnswer = {"pid": pid}
         except Exception as exc:  # noqa: BLE001 - answered, the template lives on
             answer = {"error": f"{type(exc).__name__}: {exc}"}
         finally:
@@ -184,28 +187,27 @@ def serve(sock: socket.socket) -> NoReturn:
 def main(sock_fd: int) -> NoReturn:
     started = time.perf_counter()
     sys.path.pop(0)  # the runner's directory: not for the user's code to import
-    prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    try_prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     sock = socket.socket(fileno=sock_fd)
-    config = json.loads(sock.recv(_MAX_MESSAGE))
+    config: TemplateConfig = json.loads(sock.recv(_MAX_MESSAGE))
     # runners are reaped automatically; a supervisor waits for its own worker
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-    from . import namespaces, session, worker  # noqa: F401 - imported once, for every runner
+    from ..layers import namespaces  # noqa: F401 - imported once, for every runner
+    from . import cells, worker  # noqa: F401
 
     failed = _preload(list(config.get("preload", [])))
     _warm_up()
     gc.collect()
     gc.freeze()  # keep the preloaded heap shared with the forks (no refcount writes on GC)
-    collapsed = _collapse_heap() if sys.platform.startswith("linux") else 0
-    sock.send(
-        json.dumps(
-            {
-                "ready": True,
-                "failed": failed,
-                "threads": _threads(),
-                "huge_page_regions": collapsed,
-                "python": sys.version.split()[0],
-                "ready_ms": round((time.perf_counter() - started) * 1000, 1),
-            }
-        ).encode()
-    )
-    serve(sock)
+    heap = HugeHeap()
+    collapsed = heap.collapse() if sys.platform.startswith("linux") else 0
+    ready: TemplateReady = {
+        "ready": True,
+        "failed": failed,
+        "threads": _threads(),
+        "huge_page_regions": collapsed,
+        "python": sys.version.split()[0],
+        "ready_ms": round((time.perf_counter() - started) * 1000, 1),
+    }
+    sock.send(json.dumps(ready).encode())
+    serve(sock, heap)

@@ -6,33 +6,29 @@ import json
 import os
 import signal
 import sys
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
-_PR_SET_PDEATHSIG = 1
-_PR_SET_DUMPABLE = 4
-_PR_SET_CHILD_SUBREAPER = 36
+from ..framing import read_frame, write_all
+from ..protocol import (
+    IsolationSummary,
+    RunnerErrorFrame,
+    RunnerRequest,
+    RunnerSetup,
+    SupervisorReport,
+)
+from ..syscalls import (
+    PR_SET_CHILD_SUBREAPER,
+    PR_SET_DUMPABLE,
+    PR_SET_PDEATHSIG,
+    kill_quietly,
+    read_all,
+    try_prctl,
+)
 
 
-def prctl(option: int, value: int) -> bool:
-    """Call prctl(2) on Linux; False elsewhere or on failure."""
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    return bool(libc.prctl(option, value, 0, 0, 0) == 0)
-
-
-def read_json(fd: int) -> dict[str, Any]:
-    """Read ``fd`` to its end and parse it as a JSON object."""
-    chunks = []
-    while True:
-        chunk = os.read(fd, 1 << 20)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    request: dict[str, Any] = json.loads(b"".join(chunks))
-    return request
+def read_json(fd: int) -> Any:
+    """Read ``fd`` to its end and parse it as JSON."""
+    return json.loads(read_all(fd))
 
 
 def _children(pid: int) -> list[int]:
@@ -86,14 +82,19 @@ def reap_everything(worker_pgid: int | None) -> None:
             continue
 
 
-def _isolation_plan(request: dict[str, Any]) -> dict[str, Any] | None:
+def _isolation_plan(request: RunnerSetup) -> dict[str, Any] | None:
     """The sandbox plan for this interpreter, when the request asks for isolation."""
     isolation = request.get("isolation")
     if isolation is None:
         return None
-    from . import namespaces
+    from ..layers import namespaces
 
     paths = request["paths"]
+    copy_out: dict[str, int] = {}
+    if "copy_out_max_bytes" in isolation:
+        copy_out["copy_out_max_bytes"] = int(isolation["copy_out_max_bytes"])
+    if "copy_out_max_files" in isolation:
+        copy_out["copy_out_max_files"] = int(isolation["copy_out_max_files"])
     plan = namespaces.default_plan(
         paths["work"], paths["tmp"], paths["meta"],
         network=bool(isolation.get("network")),
@@ -101,15 +102,14 @@ def _isolation_plan(request: dict[str, Any]) -> dict[str, Any] | None:
         extra_ro=tuple(isolation.get("extra_ro", ())),
         scratch_mb=isolation.get("scratch_mb"),
         ro_files=tuple(isolation.get("ro_files", ())),
-        **{k: int(isolation[k]) for k in ("copy_out_max_bytes", "copy_out_max_files")
-           if k in isolation},
+        **copy_out,
     )  # fmt: skip
     for layer in isolation.get("skip_layers", ()):
         plan[layer] = None  # a degraded mode the caller accepted explicitly
     return plan
 
 
-def _summary(report: dict[str, Any]) -> dict[str, Any]:
+def _summary(report: dict[str, Any]) -> IsolationSummary:
     """The layers of an isolation report, without mount lists and timings."""
     landlock, seccomp = report.get("landlock") or {}, report.get("seccomp") or {}
     return {
@@ -130,13 +130,6 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _signal_quietly(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except OSError:
-        pass
-
-
 def _read_nonblocking(fd: int) -> bytes:
     os.set_blocking(fd, False)
     chunks = []
@@ -149,38 +142,37 @@ def _read_nonblocking(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _start_worker(setup: dict[str, Any], control_fd: int, request_fd: int | None) -> NoReturn:
+def _start_worker(setup: RunnerSetup, control_fd: int, request_fd: int | None) -> NoReturn:
     """In the forked child of a runner without isolation: wait for the code and run it."""
     os.close(control_fd)
-    prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # the worker does not outlive its supervisor
+    try_prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the worker does not outlive its supervisor
     _serve_or_run(setup, request_fd, None)
 
 
 def _serve_or_run(
-    setup: dict[str, Any], request_fd: int | None, summary: dict[str, Any] | None
+    setup: RunnerSetup, request_fd: int | None, summary: IsolationSummary | None
 ) -> NoReturn:
     """In the worker (sandboxed already, if it is to be): run the request, or serve the
-    frames of a pre-forked runner's channel (:mod:`.session`)."""
+    frames of a pre-forked runner's channel (:mod:`.cells`)."""
     from . import worker
 
     if request_fd is not None:
-        from . import session
+        from . import cells
 
         worker.prepare(setup, report_file=False)
-        session.serve(setup, request_fd, summary)  # never returns
+        cells.serve(setup, request_fd, summary)  # never returns
     worker.prepare(setup)
-    worker.run(setup)
+    worker.run(cast(RunnerRequest, setup))  # a cold run's setup holds its request too
 
 
-def _start_sandbox(
-    setup: dict[str, Any], control_fd: int, request_fd: int | None
-) -> tuple[Any, int]:
+def _start_sandbox(setup: RunnerSetup, control_fd: int, request_fd: int | None) -> tuple[Any, int]:
     """Start the worker in a new sandbox whose pid 1 is this process's child; return the
     sandbox (to wait for) and the read end of the pipe its layers are reported on.
 
     In the sandbox, the worker reports its layers, before any user code runs, then runs
     the request; this function returns only here, outside."""
-    from . import namespaces, worker
+    from ..layers import namespaces
+    from . import worker
 
     layers_r, layers_w = os.pipe()
     me = os.getpid()
@@ -194,9 +186,7 @@ def _start_sandbox(
         _report_setup_failure(setup, exc, control_fd, layers_r, layers_w)
     if isinstance(spawned, dict):  # in the sandbox
         summary = _summary(spawned)
-        data = json.dumps(summary).encode()
-        while data:
-            data = data[os.write(layers_w, data) :]
+        write_all(layers_w, json.dumps(summary).encode())
         os.close(layers_w)  # closed before any user code runs
         _serve_or_run(setup, request_fd, summary)
     os.close(layers_w)
@@ -204,7 +194,7 @@ def _start_sandbox(
 
 
 def _report_setup_failure(
-    setup: dict[str, Any], exc: BaseException, control_fd: int, *fds: int
+    setup: RunnerSetup, exc: BaseException, control_fd: int, *fds: int
 ) -> NoReturn:
     """The sandbox could not be built: say why in the report file, and end the runner."""
     from . import worker
@@ -212,8 +202,9 @@ def _report_setup_failure(
     for fd in fds:
         os.close(fd)
     message = f"sandbox set-up failed: {type(exc).__name__}: {exc}"
+    failed: RunnerErrorFrame = {"status": "runner_error", "message": message}
     try:
-        worker.write_report(setup["paths"]["meta"], {"status": "runner_error", "message": message})
+        worker.write_report(setup["paths"]["meta"], failed)
     except OSError:
         pass
     finally:
@@ -225,21 +216,17 @@ def _report_setup_failure(
         os._exit(0)
 
 
-def _send_report(control_fd: int, report: dict[str, Any]) -> None:
-    data = json.dumps(report).encode()
-    while data:
-        data = data[os.write(control_fd, data) :]
+def _send_report(control_fd: int, report: SupervisorReport) -> None:
+    write_all(control_fd, json.dumps(report).encode())
 
 
 def main(control_fd: int, mode: str = "") -> None:
     """Entry point of a cold start: the whole request on stdin, the report on ``control_fd``.
 
-    In ``"framed"`` mode stdin is a channel (:mod:`.session`): the runner's setup comes as
+    In ``"framed"`` mode stdin is a channel (:mod:`.cells`): the runner's setup comes as
     its first frame, then the worker serves the frames that follow (a session)."""
     if mode == "framed":
-        from . import session
-
-        setup = session.read_frame(0)
+        setup: RunnerSetup | None = read_frame(0)
         if setup is None:
             os._exit(0)  # the host went away before the setup
         channel = os.dup(0)
@@ -248,26 +235,26 @@ def main(control_fd: int, mode: str = "") -> None:
         os.close(devnull)
         sys.path.pop(0)  # the runner's directory: not for the user's code to import
         supervise(setup, control_fd, channel)
-    request = read_json(0)
+    request: RunnerRequest = read_json(0)
     sys.path.pop(0)
     supervise(request, control_fd, None)
 
 
-def supervise(setup: dict[str, Any], control_fd: int, request_fd: int | None) -> NoReturn:
+def supervise(setup: RunnerSetup, control_fd: int, request_fd: int | None) -> NoReturn:
     """Fork the worker, wait for it, kill what it left, report on ``control_fd``, exit.
 
     ``setup`` says how to sandbox the worker (paths, isolation); the rest of the
     request (code, inputs, limits, policies) is in ``setup`` too for a cold start, or
-    arrives later as frames on ``request_fd`` for a pre-forked worker (:mod:`.session`).
+    arrives later as frames on ``request_fd`` for a pre-forked worker (:mod:`.cells`).
     """
     # Everything the worker needs is imported now, before any sandbox exists,
     # so the runner's directory need not be visible inside one.
-    from . import session, worker  # noqa: F401
+    from . import cells, worker  # noqa: F401
 
     isolated = setup.get("isolation") is not None
-    subreaper = prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    subreaper = try_prctl(PR_SET_CHILD_SUBREAPER, 1)
     # Not dumpable: same-uid code cannot open /proc/<this pid>/fd/N to forge the report.
-    prctl(_PR_SET_DUMPABLE, 0)
+    try_prctl(PR_SET_DUMPABLE, 0)
 
     sandbox, layers_r = None, None
     if isolated:
@@ -283,7 +270,7 @@ def supervise(setup: dict[str, Any], control_fd: int, request_fd: int | None) ->
 
     # The host asks for a stop with SIGTERM (then SIGKILLs after a grace period): pass it
     # to the worker, or to the sandbox's pid 1, which stops the code and saves its files.
-    signal.signal(signal.SIGTERM, lambda _s, _f: _signal_quietly(pid, signal.SIGTERM))
+    signal.signal(signal.SIGTERM, lambda _s, _f: kill_quietly(pid, signal.SIGTERM))
     if sandbox is not None:
         try:
             status, usage = sandbox.wait()
@@ -294,7 +281,7 @@ def supervise(setup: dict[str, Any], control_fd: int, request_fd: int | None) ->
         _, status, usage = os.wait4(pid, 0)  # retried after the handler runs (PEP 475)
     reap_everything(pid)
 
-    report = {
+    report: SupervisorReport = {
         "exit_code": os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else None,
         "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
         # ru_maxrss is KiB on Linux and bytes on macOS

@@ -38,6 +38,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .copyout import (
+    CREATE_FLAGS,
+    DIR_FLAGS,
+    HOST_DIR_FLAGS,
+    MAX_DEPTH,
+    PARTIAL_PREFIX,
+    READ_FLAGS,
+    CopyOut,
+    HostDir,
+    Stop,
+    copy_bytes,
+    write_file,
+)
+
 __all__ = [
     "COPY_OUT_SECONDS",
     "DEFAULT_MAX_BYTES",
@@ -49,22 +63,12 @@ __all__ = [
 ]
 
 SUMMARY_NAME = ".scratch.json"
-PARTIAL_PREFIX = ".scratch-partial-"
-"""Name prefix of a file being copied out; left behind only if P is killed mid-copy."""
 COPY_OUT_SECONDS = 1.0
 """Copy-out stops after this long (the host waits ~2 s after SIGTERM, then kills)."""
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_FILES = 1000
 INODES_PER_MB = 64
 MIN_INODES = 4096
-MAX_DEPTH = 64
-"""Deeper directories are neither copied in nor out (bounds fds and recursion)."""
-
-_CHUNK = 1 << 22
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_HOST_DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 Mount = Callable[[str | None, str, str | None, int, str | None], None]
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
@@ -165,32 +169,6 @@ class ScratchSpec:
         return frozenset(rel for j, rel, _ in self.ro_files if j == i)
 
 
-def _copy_bytes(src: int, dst: int, size: int, deadline: float | None) -> int:
-    """Copy at most ``size`` bytes; OSError(ETIME) past ``deadline``."""
-    done = 0
-    while done < size:
-        if deadline is not None and time.monotonic() > deadline:
-            raise OSError(errno.ETIME, "copy-out time is up")
-        want = min(_CHUNK, size - done)
-        try:
-            n = os.sendfile(dst, src, None, want)
-        except OSError as exc:
-            if exc.errno not in (errno.EINVAL, errno.ENOSYS):
-                raise
-            data = os.read(src, want)
-            n = len(data)
-            while data:
-                data = data[os.write(dst, data) :]
-        if n == 0:
-            break
-        done += n
-    return done
-
-
-class _Stop(Exception):
-    """The copy-out budget or time is used up (the reason is already set)."""
-
-
 class Scratch:
     """P's side: set up the tmpfs (before pivot_root), copy out (after the sandbox)."""
 
@@ -217,16 +195,16 @@ class Scratch:
         mount("tmpfs", staging, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
               f"mode=0755,size={spec.size_mb}m,nr_inodes={spec.nr_inodes}")  # fmt: skip
         self.staging = staging
-        self.root_fd = os.open(staging, _DIR_FLAGS)
+        self.root_fd = os.open(staging, DIR_FLAGS)
         files = size = 0
         for i, real in enumerate(spec.dirs):
             host = oldroot + real
             st = os.stat(host, follow_symlinks=False)
             os.mkdir(str(i), 0o700, dir_fd=self.root_fd)
-            top = os.open(str(i), _DIR_FLAGS, dir_fd=self.root_fd)
+            top = os.open(str(i), DIR_FLAGS, dir_fd=self.root_fd)
             try:
                 if i in spec.copy_in:
-                    src = os.open(host, _DIR_FLAGS)
+                    src = os.open(host, DIR_FLAGS)
                     try:
                         base: dict[str, tuple[int, int]] = {}
                         self._copy_in(src, top, "", 0, base, spec.ro_rel(i))
@@ -245,7 +223,7 @@ class Scratch:
             finally:
                 os.close(top)
             if i in spec.copy_out:  # reachable after pivot_root only through this fd
-                self.host_fds[i] = os.open(host, _HOST_DIR_FLAGS)
+                self.host_fds[i] = os.open(host, HOST_DIR_FLAGS)
         return {
             "size_mb": spec.size_mb,
             "nr_inodes": spec.nr_inodes,
@@ -274,9 +252,9 @@ class Scratch:
             st = os.stat(name, dir_fd=src, follow_symlinks=False)
             if stat.S_ISDIR(st.st_mode) and depth < MAX_DEPTH:
                 os.mkdir(name, 0o700, dir_fd=dst)
-                sub_src = os.open(name, _DIR_FLAGS, dir_fd=src)
+                sub_src = os.open(name, DIR_FLAGS, dir_fd=src)
                 try:
-                    sub_dst = os.open(name, _DIR_FLAGS, dir_fd=dst)
+                    sub_dst = os.open(name, DIR_FLAGS, dir_fd=dst)
                     try:
                         self._copy_in(sub_src, sub_dst, f"{rel}{name}/", depth + 1, base, skip)
                         self._finish(sub_dst, st)
@@ -285,14 +263,14 @@ class Scratch:
                 finally:
                     os.close(sub_src)
             elif stat.S_ISREG(st.st_mode) and rel + name not in skip:
-                fd_in = os.open(name, _READ_FLAGS, dir_fd=src)
+                fd_in = os.open(name, READ_FLAGS, dir_fd=src)
                 try:
                     fst = os.fstat(fd_in)
                     if not stat.S_ISREG(fst.st_mode):
                         continue
-                    fd_out = os.open(name, _CREATE_FLAGS, 0o600, dir_fd=dst)
+                    fd_out = os.open(name, CREATE_FLAGS, 0o600, dir_fd=dst)
                     try:
-                        _copy_bytes(fd_in, fd_out, fst.st_size, None)
+                        copy_bytes(fd_in, fd_out, fst.st_size, None)
                         self._finish(fd_out, fst)
                         out = os.fstat(fd_out)
                         base[rel + name] = (out.st_size, out.st_mtime_ns)
@@ -314,16 +292,16 @@ class Scratch:
     def copy_out(self, stopped: bool) -> dict[str, Any]:
         """Copy new and changed files back, write the summary; never raises."""
         started = time.monotonic()
-        run = _CopyOut(self.spec, started + self.spec.seconds)
+        run = CopyOut(self.spec.max_files, self.spec.max_bytes, started + self.spec.seconds)
         try:
             for i in self.spec.copy_out:
-                src = os.open(str(i), _DIR_FLAGS, dir_fd=self.root_fd)
+                src = os.open(str(i), DIR_FLAGS, dir_fd=self.root_fd)
                 try:
-                    run.tree(src, _HostDir(run, self.host_fds[i]), "", 0,
+                    run.tree(src, HostDir(run, self.host_fds[i]), "", 0,
                              self.baseline.get(i, {}), self.spec.ro_rel(i))  # fmt: skip
                 finally:
                     os.close(src)
-        except _Stop:
+        except Stop:
             pass
         except Exception as exc:  # noqa: BLE001 - reported in the summary
             run.reason = f"error: {type(exc).__name__}: {exc}"
@@ -341,170 +319,7 @@ class Scratch:
         if self.spec.copy_out:
             data = json.dumps(summary).encode() + b"\n"
             try:
-                _write_file(self.host_fds[self.spec.copy_out[0]], SUMMARY_NAME, data, 0o644)
+                write_file(self.host_fds[self.spec.copy_out[0]], SUMMARY_NAME, data, 0o644)
             except OSError:
                 pass
         return summary
-
-
-def _write_file(dir_fd: int, name: str, data: bytes, mode: int) -> None:
-    tmp, fd = _create_partial(dir_fd)
-    try:
-        try:
-            os.write(fd, data)
-            os.chmod(fd, mode)
-        finally:
-            os.close(fd)
-        os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    except OSError:
-        _unlink_quietly(tmp, dir_fd)
-        raise
-
-
-def _create_partial(dir_fd: int) -> tuple[str, int]:
-    for n in range(100):
-        name = f"{PARTIAL_PREFIX}{os.getpid()}-{n}"
-        try:
-            return name, os.open(name, _CREATE_FLAGS, 0o600, dir_fd=dir_fd)
-        except FileExistsError:
-            continue
-    raise OSError(errno.EEXIST, "no free temporary name")
-
-
-def _unlink_quietly(name: str, dir_fd: int) -> None:
-    try:
-        os.unlink(name, dir_fd=dir_fd)
-    except OSError:
-        pass
-
-
-class _HostDir:
-    """A host directory, created (mkdirat, then O_PATH|O_NOFOLLOW) only when a file needs it."""
-
-    def __init__(
-        self, run: _CopyOut, fd: int | None, parent: _HostDir | None = None, name: str = ""
-    ) -> None:
-        self.run, self._fd, self.parent, self.name = run, fd, parent, name
-
-    def child(self, name: str) -> _HostDir:
-        return _HostDir(self.run, None, self, name)
-
-    def fd(self) -> int:
-        if self._fd is None:
-            assert self.parent is not None
-            parent = self.parent.fd()
-            try:
-                os.stat(self.name, dir_fd=parent, follow_symlinks=False)
-            except FileNotFoundError:
-                self.run.charge_entry()
-                os.mkdir(self.name, 0o755, dir_fd=parent)
-            self._fd = os.open(self.name, _HOST_DIR_FLAGS, dir_fd=parent)  # not via a symlink
-            self.run.fds.append(self._fd)
-        return self._fd
-
-
-class _CopyOut:
-    def __init__(self, spec: ScratchSpec, deadline: float) -> None:
-        self.spec, self.deadline = spec, deadline
-        self.copied = self.bytes = self.skipped = self.unchanged = self.entries = 0
-        self.reason: str | None = None
-        self.fds: list[int] = []
-
-    def close(self) -> None:
-        for fd in self.fds:
-            os.close(fd)
-        self.fds = []
-
-    def stop(self, reason: str) -> None:
-        if self.reason is None:
-            self.reason = reason
-
-    def charge_entry(self) -> None:
-        """Count one host entry (file or directory) about to be created."""
-        if self.entries >= self.spec.max_files:
-            self.skipped += 1
-            self.stop("max_files")
-            raise _Stop
-        self.entries += 1
-
-    def tree(
-        self,
-        src: int,
-        host: _HostDir,
-        rel: str,
-        depth: int,
-        base: dict[str, tuple[int, int]],
-        skip: frozenset[str],
-    ) -> None:
-        for name in sorted(os.listdir(src)):
-            if time.monotonic() > self.deadline:
-                self.stop("time")
-                raise _Stop
-            try:
-                st = os.stat(name, dir_fd=src, follow_symlinks=False)
-            except OSError:
-                self.skipped += 1
-                continue
-            path = rel + name
-            if stat.S_ISDIR(st.st_mode):
-                if depth >= MAX_DEPTH:
-                    self.skipped += 1
-                    continue
-                try:
-                    sub = os.open(name, _DIR_FLAGS, dir_fd=src)
-                except OSError:
-                    self.skipped += 1
-                    continue
-                try:
-                    self.tree(sub, host.child(name), path + "/", depth + 1, base, skip)
-                finally:
-                    os.close(sub)
-            elif not stat.S_ISREG(st.st_mode):
-                self.skipped += 1  # symlinks, FIFOs, sockets: never followed or opened
-            elif path in skip or base.get(path) == (st.st_size, st.st_mtime_ns):
-                self.unchanged += 1
-            else:
-                self.file(src, name, host)
-
-    def file(self, src: int, name: str, host: _HostDir) -> None:
-        try:
-            fd_in = os.open(name, _READ_FLAGS, dir_fd=src)
-        except OSError:
-            self.skipped += 1
-            return
-        try:
-            st = os.fstat(fd_in)
-            if not stat.S_ISREG(st.st_mode):
-                self.skipped += 1
-                return
-            if self.bytes + st.st_size > self.spec.max_bytes:
-                self.skipped += 1
-                self.stop("max_bytes")
-                raise _Stop
-            try:
-                dir_fd = host.fd()
-            except OSError:
-                self.skipped += 1
-                return
-            self.charge_entry()
-            tmp, fd_out = _create_partial(dir_fd)
-            try:
-                try:
-                    n = _copy_bytes(fd_in, fd_out, st.st_size, self.deadline)
-                    os.chmod(fd_out, (stat.S_IMODE(st.st_mode) & 0o755) | 0o600)
-                    os.utime(fd_out, ns=(st.st_atime_ns, st.st_mtime_ns))
-                finally:
-                    os.close(fd_out)
-                os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-            except OSError as exc:
-                _unlink_quietly(tmp, dir_fd)
-                self.entries -= 1
-                self.skipped += 1
-                if exc.errno == errno.ETIME:
-                    self.stop("time")
-                    raise _Stop from exc
-                return
-            self.copied += 1
-            self.bytes += n
-        finally:
-            os.close(fd_in)

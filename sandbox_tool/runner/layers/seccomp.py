@@ -27,6 +27,9 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .. import syscalls
+from ..syscalls import PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP
+
 __all__ = [
     "ARCHES",
     "DENIED_SYSCALLS",
@@ -43,8 +46,6 @@ SECCOMP_RET_ERRNO = 0x00050000
 SECCOMP_RET_ALLOW = 0x7FFF0000
 SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_FILTER_FLAG_TSYNC = 1
-PR_SET_NO_NEW_PRIVS = 38
-PR_SET_SECCOMP = 22
 SECCOMP_MODE_FILTER = 2
 
 BPF_LD_W_ABS = 0x20  # BPF_LD | BPF_W | BPF_ABS
@@ -301,7 +302,7 @@ def install_filter(program: bytes, *, arch: str | None = None) -> dict[str, Any]
     table = ARCHES[arch or native_arch()]
     if len(program) % 8 or not 0 < len(program) // 8 <= 4096:
         raise SeccompError(errno.EINVAL, "not a classic BPF program")
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = syscalls.libc()
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         err = ctypes.get_errno()
         raise SeccompError(err, f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(err)}")

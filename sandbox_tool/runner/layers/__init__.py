@@ -1,0 +1,2 @@
+"""The sandbox's layers (Linux): namespaces, the private root, privileges, landlock,
+seccomp, the scratch tmpfs."""
