@@ -1,0 +1,41 @@
+"""The committed agent cassettes: one per task, recorded from a named model on a known
+date, small, without secrets or this machine's paths."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from evals.cassettes import CASSETTES_DIR, SECRET_HEADERS, local_paths
+from evals.tasks import load_tasks
+
+TASK_IDS = [task.id for task in load_tasks()]
+
+
+def test_every_task_was_recorded_with_a_named_model_and_date() -> None:
+    meta = json.loads((CASSETTES_DIR / "meta.json").read_text())
+    missing = [t for t in TASK_IDS if not (CASSETTES_DIR / f"{t}.yaml").is_file()]
+    assert missing == [], "record them: make record-evals"
+    for task_id in TASK_IDS:
+        entry = meta["recorded"][task_id]
+        assert entry["model"] and len(entry["date"]) == len("2026-01-01")
+
+
+@pytest.mark.parametrize("task_id", TASK_IDS)
+def test_cassette_holds_no_secret_and_no_local_path(task_id: str) -> None:
+    path = CASSETTES_DIR / f"{task_id}.yaml"
+    if not path.is_file():
+        pytest.fail(f"{path.name} is missing: make record-evals")
+    text = path.read_text()
+    assert len(text) < 300_000
+    assert "Bearer" not in text and "sk-" not in text
+    for local in local_paths():
+        assert local not in text
+    interactions = yaml.safe_load(text)["interactions"]
+    assert interactions, "a recording holds at least the first model call"
+    for interaction in interactions:
+        headers = {k.lower() for k in interaction["request"]["headers"]}
+        assert not headers & set(SECRET_HEADERS)
+        assert interaction["request"]["uri"].startswith("http://127.0.0.1:")
