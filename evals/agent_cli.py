@@ -8,6 +8,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import ThreadingHTTPServer
 
 from evals.agent_suite import DEFAULT_BASE_URL, RECORDED_MODEL, Settings, run_suite
 from evals.progress import Progress
@@ -18,18 +19,24 @@ __all__ = ["run_agent_command"]
 
 
 @contextmanager
-def responses_shim(upstream: str) -> Iterator[str]:
-    """A Responses API over ``upstream``'s Chat Completions, on a free loopback port
-    (llama-cpp-python serves no ``/v1/responses``); yields its base URL."""
-    from agents.responses_shim import serve
-
-    server = serve(upstream, 0)
+def serving(server: ThreadingHTTPServer) -> Iterator[str]:
+    """Serve ``server`` (bound to a loopback port) in a thread; yields its ``/v1`` URL."""
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/v1"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def responses_shim(upstream: str) -> Iterator[str]:
+    """A Responses API over ``upstream``'s Chat Completions, on a free loopback port
+    (llama-cpp-python serves no ``/v1/responses``); yields its base URL."""
+    from agents.responses_shim import serve
+
+    with serving(serve(upstream, 0)) as url:
+        yield url
 
 
 @contextmanager

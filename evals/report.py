@@ -184,7 +184,7 @@ def chart(results: dict[str, Any], path: Path) -> None:
         ax.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(names))], names)
         ax.set_ylim(0, 1.05)
         ax.set_title(title)
-        ax.legend(loc="lower right", fontsize="small")
+        ax.legend(loc="upper right", fontsize="small")
         ax.tick_params(axis="x", labelrotation=30, labelsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
