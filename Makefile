@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_DIRS := sandbox_tool tests $(wildcard agents evals benchmarks)
 
-.PHONY: demo test lint check bench record-cassettes clean
+.PHONY: demo test lint check bench eval record-cassettes record-evals clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,7 @@ lint: $(VENV)/.installed-dev
 check: lint test
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) demo-output eval-results .pytest_cache .mypy_cache .ruff_cache *.egg-info
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench.py
@@ -47,3 +47,15 @@ bench: $(VENV)/.installed-dev
 # that tests/agents replays.
 record-cassettes: $(VENV)/.installed-dev
 	$(BIN)/python -m agents.record_cassettes
+
+# The eval harness (docs/evals.md): the snippet suite on the real engine (exits 1 on an
+# outcome-class regression), then the agent tasks replayed from their cassettes (exits 1
+# only when a task crashed the harness, never on a low score). Results in eval-results/.
+eval: $(VENV)/.installed-dev
+	$(BIN)/python -m evals snippets --out eval-results
+	$(BIN)/python -m evals agent --out eval-results
+
+# A developer step, never CI: serves the small real model as record-cassettes does and
+# records every agent task's traffic into evals/cassettes/.
+record-evals: $(VENV)/.installed-dev
+	$(BIN)/python -m evals.record

@@ -101,28 +101,40 @@ def scenario_tool(engine: str = "auto") -> PythonTool:
     return build_tool([DATA], engine=engine, images=IMAGES)
 
 
-def langchain_model(api_key: str) -> Any:
-    """The LangChain chat model of the ``langchain`` loop, when recording and when replaying.
+def local_server_http_client(max_tokens: int | None = None) -> Any:
+    """An ``httpx2.AsyncClient`` for llama-cpp-python's server, as OpenAI clients take it.
 
-    langchain-openai sends an assistant message that made tool calls with ``"content":
-    null`` (as OpenAI accepts); llama-cpp-python's server refuses it with a 500 (its
-    schema wants a string). The HTTP transport sends ``""`` instead, as
-    :func:`~agents.openai_agent.chat_completions_loop` does; nothing else is changed.
+    The server refuses an assistant message with ``"content": null`` (its schema wants a
+    string; langchain-openai sends null after tool calls, as OpenAI accepts): ``""`` is
+    sent instead. It knows ``max_tokens`` but not its newer name
+    ``max_completion_tokens`` (what langchain-openai sends), which is renamed. With
+    ``max_tokens``, a request that sets no cap gets this one (``max_output_tokens`` for
+    the Responses API): without a cap, a small model that starts repeating itself
+    generates until the context is full. Nothing else is changed.
     """
     import httpx2
-    from langchain_openai import ChatOpenAI
-    from pydantic import SecretStr
 
-    class NullContentAsEmpty(httpx2.AsyncBaseTransport):
+    class LocalServerTransport(httpx2.AsyncBaseTransport):
         def __init__(self) -> None:
             self._inner = httpx2.AsyncHTTPTransport()  # what vcrpy records and replays
 
-        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-            if request.method == "POST" and request.url.path.endswith("/chat/completions"):
-                body = json.loads(await request.aread())
+        def _rewrite(self, path: str, body: dict[str, Any]) -> None:
+            if path.endswith("/chat/completions"):
                 for message in body.get("messages", []):
                     if message.get("role") == "assistant" and message.get("content") is None:
                         message["content"] = ""
+                if "max_completion_tokens" in body:
+                    body["max_tokens"] = body.pop("max_completion_tokens")
+                if max_tokens is not None:
+                    body.setdefault("max_tokens", max_tokens)
+            elif path.endswith("/responses") and max_tokens is not None:
+                body.setdefault("max_output_tokens", max_tokens)
+
+        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+            path = request.url.path
+            if request.method == "POST" and path.endswith(("/chat/completions", "/responses")):
+                body = json.loads(await request.aread())
+                self._rewrite(path, body)
                 headers = [(k, v) for k, v in request.headers.raw if k.lower() != b"content-length"]
                 request = httpx2.Request(
                     request.method,
@@ -136,12 +148,28 @@ def langchain_model(api_key: str) -> Any:
         async def aclose(self) -> None:
             await self._inner.aclose()
 
+    return httpx2.AsyncClient(transport=LocalServerTransport())
+
+
+def langchain_model(
+    api_key: str,
+    *,
+    model: str = MODEL,
+    base_url: str = CHAT_BASE_URL,
+    max_tokens: int | None = None,
+) -> Any:
+    """The LangChain chat model of the ``langchain`` loop, when recording and when
+    replaying: a ``ChatOpenAI`` over :func:`local_server_http_client`."""
+    from langchain_openai import ChatOpenAI
+    from pydantic import SecretStr
+
     return ChatOpenAI(
-        model=MODEL,
-        base_url=CHAT_BASE_URL,
+        model=model,
+        base_url=base_url,
         api_key=SecretStr(api_key),
         max_retries=0,
-        http_async_client=httpx2.AsyncClient(transport=NullContentAsEmpty()),
+        max_completion_tokens=max_tokens,  # sent as max_tokens by the transport
+        http_async_client=local_server_http_client(),
     )
 
 
@@ -222,6 +250,16 @@ def start_llama(python: Path, model: Path, log: Path, seed: int = 7) -> subproce
         proc.terminate()
         proc.wait(30)
         raise
+
+
+def stop_llama(server: subprocess.Popen[bytes]) -> None:
+    """Stop the model server :func:`start_llama` started (killed if it lingers)."""
+    server.terminate()
+    try:
+        server.wait(30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 async def record_all(only: set[str], attempts: int) -> dict[str, bool]:
@@ -323,12 +361,7 @@ def main() -> int:
             shim.shutdown()
             shim.server_close()
     finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_llama(server)
     missing = [name for name, ok in kept.items() if not ok]
     for name in missing:
         _log(f"{name}: no attempt showed a failure followed by a recovery; cassette unchanged")
