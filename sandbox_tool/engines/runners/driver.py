@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -325,8 +326,6 @@ def parse_report(data: bytes | None) -> dict[str, Any] | None:
     if not data:
         return None
     try:
-        import json
-
         report = json.loads(data)
     except (ValueError, RecursionError):
         return None

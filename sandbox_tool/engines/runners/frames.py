@@ -45,11 +45,8 @@ def new_marker() -> bytes:
     return f"\n\x1esandbox-tool-cell-{secrets.token_hex(8)}\n".encode()
 
 
-async def read_frame(
-    reader: asyncio.StreamReader, limit: int, sizes: list[int] | None = None
-) -> dict[str, Any] | None:
-    """The next frame, or None at the end of the channel; its size is appended to
-    ``sizes``.
+async def read_frame(reader: asyncio.StreamReader, limit: int) -> dict[str, Any] | None:
+    """The next frame, or None at the end of the channel.
 
     Raises :class:`ChannelError` for a frame over ``limit`` bytes (before reading its
     body), one that is not JSON, nests too deep to parse, or is not an object."""
@@ -58,8 +55,6 @@ async def read_frame(
         if size > limit:
             raise ChannelError(f"the sandbox sent a frame of {size} bytes (at most {limit})")
         body = await reader.readexactly(size)
-        if sizes is not None:
-            sizes.append(size)
     except (asyncio.IncompleteReadError, ConnectionError):
         return None  # the runner is gone (it may have died before reading the host's frames)
     try:
