@@ -173,13 +173,26 @@ def _caret_block(error: ExecutionError, source: str | None) -> list[str]:
     return [f"At line {error.lineno}:", "    " + code, *caret]
 
 
+_SYNTAX_ERRORS = frozenset({"SyntaxError", "IndentationError", "TabError"})
+#: Errors whose hint may name the input files' columns.
+_COLUMN_ERRORS = frozenset({"KeyError", "AttributeError"})
+
+
+def _importable(ctx: MessageContext) -> list[str]:
+    """Top-level modules the code may import: installed libraries and the standard
+    library, as the import policy allows."""
+    policy = ctx.options.import_policy
+    names = set(ctx.info.libraries) | ctx.info.stdlib
+    return sorted(n for n in names if not n.startswith("_") and policy.allows(n))
+
+
 def _user_frames(traceback: str) -> int:
     return sum(1 for line in traceback.splitlines() if line.lstrip().startswith('File "'))
 
 
 def _execution_error(error: ExecutionError, ctx: MessageContext, source: str | None) -> list[str]:
     headline = error.message
-    if error.exception == "SyntaxError":  # the line is shown below, not as "(<code>, line 2)"
+    if error.exception in _SYNTAX_ERRORS:  # the line is shown below, not as "(<code>, line 2)"
         headline = re.sub(r" \(<[^>]*>, line \d+\)$", "", headline)
     lines = [headline]
     lines += _caret_block(error, source)
@@ -196,8 +209,10 @@ def _execution_error(error: ExecutionError, ctx: MessageContext, source: str | N
         error.message,
         files=ctx.files,
         keeps_state=ctx.keeps_state,
-        columns=ctx.table_columns() if error.exception == "KeyError" else None,
+        columns=ctx.table_columns() if error.exception in _COLUMN_ERRORS else None,
         line=_failing_line(error, source),
+        source=source,
+        modules=_importable(ctx) if error.exception == "NameError" else (),
     )
     if error.exception == "ModuleNotFoundError":
         missing = re.search(r"No module named '([\w.]+)'", error.message)

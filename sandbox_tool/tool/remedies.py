@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import ast
 import csv
-import difflib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from sandbox_tool.policies import (
@@ -20,6 +19,13 @@ from sandbox_tool.policies import (
     PARALLEL_MODULES,
     PROCESS_MODULES,
     SYSTEM_MODULES,
+)
+from sandbox_tool.tool.suggestions import (
+    builtin_names,
+    closest,
+    defined_names,
+    import_for,
+    string_literals,
 )
 
 __all__ = [
@@ -152,24 +158,100 @@ def missing_keys(message: str) -> list[str]:
     return [key]
 
 
-def _column_hint(missing: Sequence[str], columns: Mapping[str, Sequence[str]]) -> str | None:
-    """Which input files' columns the missing keys are not, with the closest names."""
+def _did_you_mean(names: Sequence[str]) -> str:
+    return f" (did you mean {' or '.join(repr(n) for n in names)}?)" if names else ""
+
+
+def _column_hint(
+    missing: Sequence[str], columns: Mapping[str, Sequence[str]], literals: set[str]
+) -> str | None:
+    """Which input files' columns the missing keys are not, with the closest names
+    (among the files' columns and the code's own strings)."""
     known = {name for names in columns.values() for name in names}
     absent = [key for key in missing if key not in known]
     if not columns or not absent:
         return None  # not a column of the inputs: the KeyError is about something else
-    parts = []
-    for key in absent:
-        close = difflib.get_close_matches(key, sorted(known), n=2, cutoff=0.6)
-        close += [n for n in sorted(known) if n.lower() == key.lower() and n not in close]
-        guess = f" (did you mean {' or '.join(repr(n) for n in close[:2])}?)" if close else ""
-        parts.append(f"{key!r} is not a column of the input files{guess}")
+    parts = [
+        f"{key!r} is not a column of the input files"
+        + _did_you_mean(closest(key, known | literals))
+        for key in absent
+    ]
     for file, names in columns.items():
         shown = ", ".join(repr(n) for n in names[:MAX_COLUMNS])
         more = f" and {len(names) - MAX_COLUMNS} more" if len(names) > MAX_COLUMNS else ""
         parts.append(f"the columns of {file!r} are: {shown}{more}")
     parts.append("a DataFrame you changed shows its own with print(df.columns.tolist())")
     return "; ".join(parts)
+
+
+def _key_hint(message: str, columns: Mapping[str, Sequence[str]], source: str | None) -> str:
+    missing = missing_keys(message)
+    # a key of a table or dict the code built itself: its name is among the code's strings
+    literals = string_literals(source or "")
+    hint = _column_hint(missing, columns, literals)
+    if hint:
+        return hint
+    guesses = [
+        f"{key!r}{_did_you_mean(close)}" for key in missing if (close := closest(key, literals))
+    ]
+    if guesses:
+        return (
+            f"no such key: {', '.join(guesses)}; print the keys that exist, e.g. "
+            "print(df.columns.tolist())"
+        )
+    return "check the names that exist first, e.g. print(df.columns.tolist())"
+
+
+_UNDEFINED = re.compile(r"name '(\w+)' is not defined")
+_RESETS = (
+    "nothing persists between calls: import modules and define variables "
+    "(re-read files) in the same code"
+)
+
+
+def _name_hint(
+    message: str, source: str | None, modules: Iterable[str], keeps_state: bool
+) -> str | None:
+    found = _UNDEFINED.search(message)
+    if found is None:
+        return None if keeps_state else _RESETS
+    name = found.group(1)
+    statement = import_for(name, modules)
+    if statement:
+        hint = f"`{name}` is never imported: add `{statement}` at the top of the code"
+    else:
+        # a typo of the code's own names first, of a builtin (prnt) only if none is close
+        close = closest(name, defined_names(source or "")) or closest(name, builtin_names())
+        if close:
+            return f"{name!r} is not defined{_did_you_mean(close)}"
+        hint = f"define or import {name!r} before using it"
+    return hint if keeps_state else f"{hint}; {_RESETS}"
+
+
+_NO_ATTRIBUTE = re.compile(r"'(DataFrame|Series|DataFrameGroupBy)' object has no attribute '(\w+)'")
+
+
+def _attribute_hint(
+    message: str, line: str | None, columns: Mapping[str, Sequence[str]], source: str | None
+) -> str | None:
+    """For ``df.pric``: the column it may have meant, written as ``df['price']``."""
+    found = _NO_ATTRIBUTE.search(message)
+    if found is None:
+        return None
+    kind, attribute = found.groups()
+    known = {name for names in columns.values() for name in names}
+    close = closest(attribute, known | string_literals(source or ""))
+    owner = re.search(rf"([\w\]\[\'\"]+)\.{attribute}\b", line or "")
+    frame = owner.group(1) if owner else "df"
+    if close:
+        return (
+            f"{attribute!r} is not a {kind} attribute nor a column: did you mean the column "
+            f"{frame}[{close[0]!r}]? Read columns as {frame}['name'], which works for every name"
+        )
+    return (
+        f"{attribute!r} is not a {kind} attribute nor a column: "
+        f"print({frame}.columns.tolist()) shows the columns"
+    )
 
 
 def exception_hint(
@@ -180,12 +262,16 @@ def exception_hint(
     keeps_state: bool = False,
     columns: Mapping[str, Sequence[str]] | None = None,
     line: str | None = None,
+    source: str | None = None,
+    modules: Iterable[str] = (),
 ) -> str | None:
     """A hint for exceptions with a usual cause, or ``None``.
 
     ``columns``: the header of each tabular input file, so that a ``KeyError`` for a
     column name that none of them has can name the columns that exist. ``line``: the
-    failing line of the code, to quote it in the hint.
+    failing line of the code, to quote it in the hint. ``source``: the code that ran,
+    whose names and strings are the candidates of a "did you mean". ``modules``: the
+    modules the code may import, for a name used without its import.
     """
     if exception == "SyntaxError" and "'return' outside function" in message:
         returned = re.search(r"(?:^|;)\s*return\s+([^;]+?)\s*$", line or "")
@@ -206,16 +292,12 @@ def exception_hint(
         )
     if exception == "SyntaxError" and "'await' outside" in message:
         return "use asyncio.run(main()) to run a coroutine"
-    if exception == "NameError" and not keeps_state:
-        return (
-            "nothing persists between calls: import modules and define variables "
-            "(re-read files) in the same code"
-        )
+    if exception == "NameError":
+        return _name_hint(message, source, modules, keeps_state)
+    if exception == "AttributeError":
+        return _attribute_hint(message, line, columns or {}, source)
     if exception == "FileNotFoundError":
         return f"the input files are in the working directory: {_files_text(files)}"
     if exception == "KeyError":
-        hint = _column_hint(missing_keys(message), columns or {})
-        if hint:
-            return hint
-        return "check the names that exist first, e.g. print(df.columns.tolist())"
+        return _key_hint(message, columns or {}, source)
     return None
