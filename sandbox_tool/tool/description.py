@@ -12,21 +12,68 @@ True
 from __future__ import annotations
 
 from sandbox_tool.options import ExecutionOptions
-from sandbox_tool.policies import DATA_SCIENCE_MODULES, ImportPolicy
+from sandbox_tool.policies import DATA_SCIENCE_MODULES, DEFAULT_DENIED_MODULES, ImportPolicy
 from sandbox_tool.tool.interpreter import InterpreterInfo
 
-__all__ = ["describe_libraries", "describe_tool"]
+__all__ = ["WORK_LIBRARIES", "describe_libraries", "describe_tool", "usable_libraries"]
 
 #: Libraries named in the description at most; the rest are counted.
 MAX_LIBRARIES = 30
+
+#: Libraries a model's code does its work with (data, science, plots, file formats).
+#: With a policy that lets every installed module in (the default one), only these are
+#: named: the rest of an environment is the host's own tooling (the agent framework,
+#: HTTP clients, test runners), which costs the model tokens every turn and helps no
+#: analysis. An allow-list policy names exactly what it allows instead.
+WORK_LIBRARIES: frozenset[str] = frozenset(
+    {
+        *(n for n in DATA_SCIENCE_MODULES if "." not in n and n != "typing_extensions"),
+        "polars",
+        "duckdb",
+        "plotly",
+        "altair",
+        "bokeh",
+        "skimage",
+        "cv2",
+        "shapely",
+        "geopandas",
+        "xarray",
+        "numba",
+        "dateutil",
+        "pytz",
+        "tabulate",
+        "openpyxl",
+        "xlrd",
+        "odf",
+        "tables",
+        "h5py",
+        "yaml",
+        "toml",
+        "bs4",
+        "lxml",
+        "markdown",
+        "jinja2",
+        "sqlalchemy",
+    }
+)
+
+
+def usable_libraries(info: InterpreterInfo, policy: ImportPolicy) -> list[str]:
+    """Installed libraries worth telling the model about, the usual data tools first:
+    those an allow-list policy allows, or else those of :data:`WORK_LIBRARIES` that the
+    policy does not refuse."""
+    usable = [name for name in info.libraries if policy.allows(name) and name not in info.stdlib]
+    if policy.unlisted == "allow":
+        usable = [name for name in usable if name in WORK_LIBRARIES or name in policy.allow]
+    usable.sort(key=lambda n: (n not in DATA_SCIENCE_MODULES and n not in policy.allow, n.lower()))
+    return usable
 
 
 def describe_libraries(
     info: InterpreterInfo, policy: ImportPolicy, limit: int = MAX_LIBRARIES
 ) -> str:
-    """Installed libraries the policy lets the code import, the usual data tools first."""
-    usable = [name for name in info.libraries if policy.allows(name) and name not in info.stdlib]
-    usable.sort(key=lambda n: (n not in DATA_SCIENCE_MODULES and n not in policy.allow, n.lower()))
+    """:func:`usable_libraries` with their versions, at most ``limit`` of them named."""
+    usable = usable_libraries(info, policy)
     shown = [f"{name} {info.libraries[name]}" for name in usable[:limit]]
     if len(usable) > limit:
         shown.append(f"and {len(usable) - limit} more")
@@ -38,15 +85,29 @@ def _public(names: frozenset[str]) -> list[str]:
 
 
 def _describe_policy(policy: ImportPolicy, info: InterpreterInfo) -> str:
-    if policy.unlisted == "allow" and not policy.deny:
-        return "Any installed module may be imported."
     if policy.unlisted == "allow":
-        return "Imports refused here: " + ", ".join(_public(policy.deny)) + "."
+        return "Other installed modules may be imported too" + _refused(policy, info) + "."
     stdlib = frozenset(n for n in policy.allow if n.split(".")[0] in info.stdlib)
     text = "Only the libraries above may be imported"
     if stdlib:
         text += ", and from the standard library only: " + ", ".join(_public(stdlib))
     return text + "."
+
+
+def _refused(policy: ImportPolicy, info: InterpreterInfo) -> str:
+    if not policy.deny:
+        return ""
+    if policy.deny == DEFAULT_DENIED_MODULES:  # its kinds say it in fewer tokens
+        return (
+            ", except those that start processes, reach the network, load native code or "
+            "handle signals (subprocess, multiprocessing, socket, urllib.request, ctypes, "
+            "signal...)"
+        )
+    # the refused modules that exist here: the others cannot be imported anyway
+    present = frozenset(
+        n for n in policy.deny if n.split(".")[0] in info.stdlib | set(info.libraries)
+    )
+    return f", except: {', '.join(_public(present))}" if present else ""
 
 
 def _describe_limits(options: ExecutionOptions) -> str:
@@ -89,7 +150,9 @@ def describe_tool(
         )
     else:
         lines.append("There are no input files.")
-    lines.append("Libraries installed: " + describe_libraries(info, options.import_policy) + ".")
+    lines.append(
+        "Libraries you can import: " + describe_libraries(info, options.import_policy) + "."
+    )
     lines.append(_describe_policy(options.import_policy, info))
     lines.append(_describe_limits(options))
     return "\n".join(lines)

@@ -98,6 +98,14 @@ class PythonTool:
     (an answer the sandbox could not trust or deliver: the next call works);
     :class:`~sandbox_tool.errors.EngineUnavailable` and ``UsageError`` are raised, since
     only the developer can fix them.
+
+    The description names the libraries the code can import, with their versions: with
+    an allow-list policy (``ImportPolicy.whitelist({...})``,
+    ``ImportPolicy.data_science_whitelist()``) exactly the installed ones it allows;
+    with a deny-list policy (the default) the installed ones among
+    :data:`~sandbox_tool.tool.description.WORK_LIBRARIES`, since the rest of the
+    environment is the host's own tooling. To choose what the model is told, choose
+    the policy: an allow-list names what you list.
     """
 
     def __init__(

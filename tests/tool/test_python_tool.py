@@ -20,7 +20,13 @@ from sandbox_tool import (
     UsageError,
 )
 from sandbox_tool.engines.fake import FakeEngine
-from sandbox_tool.tool import ArgumentsError, PythonTool, clip_middle, parse_arguments
+from sandbox_tool.tool import (
+    ArgumentsError,
+    InterpreterInfo,
+    PythonTool,
+    clip_middle,
+    parse_arguments,
+)
 
 from .conftest import INFO, PNG
 
@@ -58,11 +64,59 @@ def test_description_is_generated_from_the_configuration(fake_tool: Any, tmp_pat
     assert tool.spec.name == "run_python"
 
 
-def test_description_of_a_default_policy_names_refused_modules(fake_tool: Any) -> None:
-    text = fake_tool(ok()).spec.description
+HOST = InterpreterInfo(
+    python_version="3.11.7",
+    libraries={
+        **INFO.libraries,
+        "scipy": "1.14.0",
+        "langchain_core": "1.8.3",
+        "langsmith": "0.15.1",
+        "iniconfig": "2.3.1",
+        "pytest": "9.2.0",
+        "httpx": "0.29.0",
+    },
+    stdlib=INFO.stdlib,
+)
+
+
+@pytest.mark.parametrize(
+    ("policy", "says", "leaves_out"),
+    [
+        pytest.param(
+            ImportPolicy.default(),
+            ["Libraries you can import: matplotlib 3.9.0, numpy 2.0.0, pandas 2.2.0, "
+             "scipy 1.14.0.", "Other installed modules may be imported too, except those "
+             "that start processes, reach the network", "subprocess"],
+            ["langchain_core", "langsmith", "iniconfig", "pytest", "httpx", "_socket"],
+            id="default-names-the-work-libraries-not-the-host-tooling",
+        ),
+        pytest.param(
+            ImportPolicy.blacklist({"requests", "os", "not_installed_here"}),
+            ["Other installed modules may be imported too, except: os, requests."],
+            ["not_installed_here", "langchain_core"],
+            id="blacklist-names-the-refused-modules-that-exist",
+        ),
+        pytest.param(
+            ImportPolicy.whitelist({"numpy", "langchain_core", "math"}),
+            ["Libraries you can import: langchain_core 1.8.3, numpy 2.0.0.",
+             "Only the libraries above may be imported, and from the standard library only: "
+             "math."],
+            ["pandas", "scipy", "pytest"],
+            id="allow-list-names-exactly-what-it-allows",
+        ),
+    ],
+)  # fmt: skip
+def test_description_lists_what_the_code_can_usefully_import(
+    policy: ImportPolicy, says: list[str], leaves_out: list[str]
+) -> None:
+    sandbox = PythonSandbox(engine=FakeEngine(ok()), options=ExecutionOptions(import_policy=policy))
+    text = PythonTool(sandbox, info=HOST).spec.description
     assert "There are no input files." in text
-    assert "Imports refused here: " in text and "subprocess" in text
-    assert "_socket" not in text  # private names are noise for the model
+    for fragment in says:
+        assert fragment in text, text
+    for name in leaves_out:
+        assert name not in text, text
+    assert len(text) < 1200, "the description is sent every turn: keep it short"
 
 
 def test_success_message_lists_each_attachment(fake_tool: Any) -> None:
