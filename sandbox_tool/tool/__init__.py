@@ -18,12 +18,16 @@ from typing import TYPE_CHECKING, Any
 from sandbox_tool.tool.description import describe_tool
 from sandbox_tool.tool.interpreter import InterpreterInfo, inspect_interpreter
 from sandbox_tool.tool.messages import MessageContext, clip_middle, format_error, format_result
-from sandbox_tool.tool.openai_functions import OpenAIFunctions, ToolReply
+from sandbox_tool.tool.openai_functions import OpenAIFunctions, ToolReply, TurnReply
 from sandbox_tool.tool.python_tool import CodeRunner, PythonTool, ToolOutcome
 from sandbox_tool.tool.spec import ArgumentsError, ToolSpec, parse_arguments
 
 if TYPE_CHECKING:
-    from sandbox_tool.tool.langchain_tool import LangChainPythonTool, images_message
+    from sandbox_tool.tool.langchain_tool import (
+        LangChainPythonTool,
+        images_in_tool_results,
+        images_message,
+    )
 
 __all__ = [
     "ArgumentsError",
@@ -36,16 +40,18 @@ __all__ = [
     "ToolOutcome",
     "ToolReply",
     "ToolSpec",
+    "TurnReply",
     "clip_middle",
     "describe_tool",
     "format_error",
     "format_result",
+    "images_in_tool_results",
     "images_message",
     "inspect_interpreter",
     "parse_arguments",
 ]
 
-_LAZY = {"LangChainPythonTool", "images_message"}
+_LAZY = {"LangChainPythonTool", "images_in_tool_results", "images_message"}
 
 
 def __getattr__(name: str) -> Any:

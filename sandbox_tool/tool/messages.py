@@ -46,6 +46,7 @@ __all__ = [
     "format_engine_error",
     "format_error",
     "format_result",
+    "plots_caption",
 ]
 
 #: Libraries named where a message suggests some (the description names more).
@@ -74,6 +75,21 @@ class MessageContext:
         """The header row of each CSV/TSV input file, by the name the code sees."""
         found = {name: csv_columns(self.options.files[name]) for name in self.files}
         return {name: columns for name, columns in found.items() if columns}
+
+
+def plots_caption(tool_name: str, names_per_call: list[list[str]]) -> str:
+    """The text before the plots of one turn's calls, sent after its tool results.
+
+    >>> plots_caption("run_python", [["figure-1.png"]])
+    'The plots from the run_python call: figure-1.png.'
+    >>> print(plots_caption("run_python", [["a.png"], ["b.png", "c"]]))
+    The plots from 2 run_python calls, in call order: a.png (call 1), b.png (call 2), c (call 2).
+    """
+    calls = [names for names in names_per_call if names]
+    if len(calls) == 1:
+        return f"The plots from the {tool_name} call: {', '.join(calls[0])}."
+    listed = ", ".join(f"{name} (call {i})" for i, names in enumerate(calls, 1) for name in names)
+    return f"The plots from {len(calls)} {tool_name} calls, in call order: {listed}."
 
 
 def clip_middle(text: str, limit: int) -> str:

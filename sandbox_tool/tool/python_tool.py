@@ -17,7 +17,8 @@ import base64
 import contextlib
 import functools
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,6 +29,7 @@ from sandbox_tool.result import Artifact, ExecutionResult
 from sandbox_tool.sandbox import run_sync
 from sandbox_tool.tool.description import describe_tool
 from sandbox_tool.tool.interpreter import InterpreterInfo, inspect_interpreter
+from sandbox_tool.tool.loop_thread import LoopThread, OnLoop
 from sandbox_tool.tool.messages import (
     VIEWABLE_IMAGE_TYPES,
     MessageContext,
@@ -70,6 +72,9 @@ class ToolOutcome(BaseModel):
     """The error (``SandboxError.to_dict()``), when it failed."""
     artifacts: list[Artifact] = Field(default_factory=list)
     """Plots and files produced (also those made before a failure)."""
+    duration_ms: float = 0.0
+    """Wall-clock time of the call in the tool: the execution (process start included)
+    and writing the message."""
 
     @property
     def images(self) -> list[Artifact]:
@@ -144,24 +149,33 @@ class PythonTool:
         description = describe_tool(self.options, self.info, keeps_state=self.keeps_state)
         return ToolSpec(name=self.name, description=description)
 
-    @property
-    def _context(self) -> MessageContext:
+    def _context(self, images: bool | None = None) -> MessageContext:
         return MessageContext(
             self.options,
             self.info,
             self.keeps_state,
             max_output_chars=self.max_output_chars,
-            images=self.images,
+            images=self.images if images is None else images,
         )
 
-    async def run(self, code: str) -> ToolOutcome:
-        """Run ``code``; every failure of the code becomes an outcome with ``ok=False``."""
+    async def run(self, code: str, *, images: bool | None = None) -> ToolOutcome:
+        """Run ``code``; every failure of the code becomes an outcome with ``ok=False``.
+
+        ``images``: whether the model will be shown this call's plots, which its text
+        says (default: :attr:`images`); a rendering that cannot attach them passes False.
+        """
+        started = time.perf_counter()
+        outcome = await self._run(code, self._context(images))
+        duration_ms = (time.perf_counter() - started) * 1000
+        return outcome.model_copy(update={"duration_ms": duration_ms})
+
+    async def _run(self, code: str, context: MessageContext) -> ToolOutcome:
         try:
             result = await self.runner.execute(code, options=self.options)
         except ExecutionFailed as exc:
             return ToolOutcome(
                 ok=False,
-                text=format_error(exc, self._context, code),
+                text=format_error(exc, context, code),
                 error=exc.to_dict(),
                 artifacts=exc.artifacts,
             )
@@ -169,13 +183,13 @@ class PythonTool:
             # a broken or forged answer, a runner that died: the model can still go on
             return ToolOutcome(
                 ok=False,
-                text=format_engine_error(exc, self._context),
+                text=format_engine_error(exc, context),
                 error=exc.to_dict(),
                 artifacts=exc.artifacts,
             )
         return ToolOutcome(
             ok=True,
-            text=format_result(result, self._context),
+            text=format_result(result, context),
             result=result,
             artifacts=result.artifacts,
         )
@@ -184,13 +198,15 @@ class PythonTool:
         """:meth:`run` for synchronous code."""
         return run_sync(self.run(code))
 
-    async def run_arguments(self, arguments: str | dict[str, Any] | None) -> ToolOutcome:
+    async def run_arguments(
+        self, arguments: str | dict[str, Any] | None, *, images: bool | None = None
+    ) -> ToolOutcome:
         """Run a model's raw tool-call arguments; unusable ones get a message, not an error."""
         try:
             code = parse_arguments(arguments)
         except ArgumentsError as exc:
             return ToolOutcome(ok=False, text=self.arguments_message(exc))
-        return await self.run(code)
+        return await self.run(code, images=images)
 
     def arguments_message(self, problem: Exception) -> str:
         """The message for a call whose arguments could not be used."""
@@ -198,6 +214,37 @@ class PythonTool:
             f"The call could not run: {problem}. Call {self.name} with "
             '{"code": "<your Python source>"}.'
         )
+
+    async def aclose(self) -> None:
+        """Close the runner (a sandbox's warm pool, a session); the tool is unusable after."""
+        closer = getattr(self.runner, "aclose", None)
+        if closer is not None:
+            await closer()
+
+    def close(self) -> None:
+        """:meth:`aclose` for synchronous code."""
+        run_sync(self.aclose())
+
+    def _with_runner(self, runner: CodeRunner) -> PythonTool:
+        return PythonTool(
+            runner,
+            options=self.options,
+            name=self.name,
+            info=self._info,
+            keeps_state=True,
+            max_output_chars=self.max_output_chars,
+            images=self.images,
+        )
+
+    async def _open_session(self) -> Any:
+        """A session on the runner, or ``None`` where it has none."""
+        opener = getattr(self.runner, "open_session", None)
+        if opener is None:
+            return None
+        try:
+            return await opener(self.options)
+        except UsageError:
+            return None  # this engine has no sessions (a cold or fake engine)
 
     @contextlib.asynccontextmanager
     async def conversation(self) -> AsyncIterator[PythonTool]:
@@ -208,25 +255,28 @@ class PythonTool:
         calls share one interpreter; elsewhere every call is a single execution and
         the description says so.
         """
-        opener = getattr(self.runner, "open_session", None)
-        session = None
-        if opener is not None:
-            try:
-                session = await opener(self.options)
-            except UsageError:
-                session = None  # this engine has no sessions (a cold or fake engine)
+        session = await self._open_session()
         if session is None:
             yield self
             return
         try:
-            yield PythonTool(
-                session,
-                options=self.options,
-                name=self.name,
-                info=self._info,
-                keeps_state=True,
-                max_output_chars=self.max_output_chars,
-                images=self.images,
-            )
+            yield self._with_runner(session)
         finally:
             await session.aclose()
+
+    @contextlib.contextmanager
+    def conversation_sync(self) -> Iterator[PythonTool]:
+        """:meth:`conversation` for synchronous code: the session lives on a loop of its
+        own thread, so the tool it yields works from ``run_sync`` and from async code."""
+        thread = LoopThread()
+        try:
+            session = thread.run(self._open_session())
+            if session is None:
+                yield self
+                return
+            try:
+                yield self._with_runner(OnLoop(session, thread))
+            finally:
+                thread.run(session.aclose())
+        finally:
+            thread.close()

@@ -150,3 +150,50 @@ def test_bad_calls_are_answered_to_the_model(
 def test_not_a_tool_call_is_a_usage_error(functions: OpenAIFunctions) -> None:
     with pytest.raises(UsageError):
         functions.handle_sync({"role": "assistant", "content": "hi"})
+
+
+def _chat_call(call_id: str, code: str) -> dict[str, Any]:
+    arguments = json.dumps({"code": code})
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": "run_python", "arguments": arguments},
+    }
+
+
+def test_a_chat_turn_of_two_calls_puts_every_plot_after_the_tool_messages(
+    functions: OpenAIFunctions,
+) -> None:
+    turn = functions.handle_turn_sync([_chat_call("a", "plot()"), _chat_call("b", "plot()")])
+    roles = [m["role"] for m in turn.messages]
+    assert roles == ["tool", "tool", "user"], "a user message between tool messages is refused"
+    assert [m["tool_call_id"] for m in turn.messages[:2]] == ["a", "b"]
+    caption, *images = turn.messages[2]["content"]
+    assert caption["text"].startswith("The plots from 2 run_python calls, in call order:")
+    assert [i["type"] for i in images] == ["image_url", "image_url"]
+    for message in turn.messages:
+        TypeAdapter(ChatCompletionMessageParam).validate_python(message)
+    assert [r.call_id for r in turn.replies] == ["a", "b"] and all(o.ok for o in turn.outcomes)
+    # the whole conversation is one OpenAI accepts: the calls, their answers, then the plots
+    assistant = {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [_chat_call("a", "plot()"), _chat_call("b", "plot()")],
+    }
+    TypeAdapter(list[ChatCompletionMessageParam]).validate_python([assistant, *turn.messages])
+
+
+def test_a_responses_turn_answers_each_call_with_its_own_plots(functions: OpenAIFunctions) -> None:
+    second = RESPONSES_CALL.model_copy(update={"call_id": "call_3"})
+    message = {"type": "message", "role": "assistant", "content": []}
+    turn = functions.handle_turn_sync([message, RESPONSES_CALL, second])
+    assert [i["call_id"] for i in turn.messages] == ["call_2", "call_3"]
+    for item in turn.messages:
+        TypeAdapter(FunctionCallOutput).validate_python(item)
+        assert [part["type"] for part in item["output"]] == ["input_text", "input_image"]
+
+
+def test_a_custom_tool_call_is_answered_as_not_this_tool(functions: OpenAIFunctions) -> None:
+    custom = {"id": "k", "type": "custom", "custom": {"name": "shell", "input": "ls"}}
+    (reply,) = functions.handle_turn_sync([custom]).replies
+    assert not reply.outcome.ok and "There is no tool named 'shell'" in reply.outcome.text

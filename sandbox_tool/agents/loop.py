@@ -1,0 +1,144 @@
+"""The turn loop every agent shares; each model API only adapts its request and reply shapes.
+
+A turn: choose the tool choice (:func:`tool_choice`), ask the model
+(:meth:`Conversation.ask`); a reply without tool calls is the answer and ends the
+run; otherwise all its calls are answered at once (:meth:`Conversation.answer_turn`:
+the tool layer's one call for a turn, which puts the replies where the API wants them,
+e.g. every plot after the group of Chat Completions tool messages), and each is
+recorded as a :class:`~sandbox_tool.agents.run.ToolCall`. The turn limit ends the run;
+its last turn is asked without the tool, to answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, Protocol, TypeVar
+
+from sandbox_tool.agents.run import ARGUMENTS_ERROR, OK, UNKNOWN_TOOL, AgentRun, ToolCall
+from sandbox_tool.errors import UsageError
+from sandbox_tool.tool import PythonTool, ToolOutcome
+from sandbox_tool.tool.spec import ArgumentsError, parse_arguments
+
+__all__ = [
+    "Conversation",
+    "ToolChoice",
+    "ToolChoicePolicy",
+    "Turn",
+    "refused_images",
+    "run_turns",
+    "tool_choice",
+]
+
+ToolChoice = Literal["auto", "required", "none"]
+# "required" is sent as "this function" (one tool, same meaning): more servers honour it.
+ToolChoicePolicy = Literal["auto", "first-success"]
+"""``auto``: the model decides every turn. ``first-success``: it must call the tool until
+one call succeeds, then answer (small models answer with code as text under ``auto``)."""
+
+CallT = TypeVar("CallT")
+
+
+def tool_choice(
+    policy: ToolChoicePolicy, outcomes: Sequence[ToolOutcome], last_turn: bool
+) -> ToolChoice:
+    """The ``tool_choice`` for the next model call; the last turn must answer."""
+    if last_turn:
+        return "none"
+    if policy == "first-success":
+        return "none" if any(o.ok for o in outcomes) else "required"
+    return "auto"
+
+
+@dataclass(frozen=True)
+class Turn(Generic[CallT]):
+    """One reply of the model."""
+
+    text: str
+    """Its text (the answer, when it made no tool calls)."""
+    calls: Sequence[CallT]
+    """Its tool calls, in the API's own shape."""
+
+
+class Conversation(Protocol[CallT]):
+    """One model API's side of the loop: it holds the conversation in that API's shape."""
+
+    @property
+    def tool(self) -> PythonTool:
+        """The tool the calls run on."""
+        ...
+
+    async def ask(self, choice: ToolChoice) -> Turn[CallT]:
+        """Send the conversation with this tool choice (``"none"``: without the tool) and
+        add the model's reply to it."""
+        ...
+
+    def requested(self, call: CallT) -> tuple[str, str | dict[str, Any] | None]:
+        """The tool name and the raw arguments of a call, for its record."""
+        ...
+
+    async def answer_turn(self, turn: Turn[CallT]) -> list[ToolOutcome]:
+        """Run all the calls of ``turn``, add the replies to the conversation, and return
+        the tool's outcome of each, in call order."""
+        ...
+
+
+async def run_turns(
+    conversation: Conversation[CallT],
+    *,
+    max_turns: int,
+    policy: ToolChoicePolicy = "auto",
+) -> AgentRun:
+    """Run the loop until the model answers or ``max_turns`` model calls were made."""
+    run = AgentRun()
+    while run.turns < max_turns:
+        run.turns += 1
+        choice = tool_choice(policy, run.outcomes, last_turn=run.turns == max_turns)
+        turn = await conversation.ask(choice)
+        if not turn.calls:
+            run.answer = turn.text
+            return run
+        outcomes = await conversation.answer_turn(turn)
+        for call, outcome in zip(turn.calls, outcomes, strict=True):
+            run.calls.append(_record(conversation, call, outcome))
+    return run
+
+
+def _record(conversation: Conversation[CallT], call: CallT, outcome: ToolOutcome) -> ToolCall:
+    name, arguments = conversation.requested(call)
+    try:
+        code: str | None = parse_arguments(arguments)
+    except ArgumentsError:
+        code = None
+    return ToolCall(
+        name=name,
+        code=code,
+        outcome=_outcome_name(outcome, name, conversation.tool.name),
+        duration_ms=outcome.duration_ms,
+        sandbox_ms=outcome.result.duration_ms if outcome.result is not None else None,
+        tool_outcome=outcome,
+    )
+
+
+def _outcome_name(outcome: ToolOutcome, called: str, tool_name: str) -> str:
+    if outcome.ok:
+        return OK
+    if outcome.error is not None:
+        return str(outcome.error["type"])
+    return UNKNOWN_TOOL if called != tool_name else ARGUMENTS_ERROR
+
+
+def refused_images(error: Exception, images_sent: bool) -> UsageError | None:
+    """A ``UsageError`` naming the fix when a model API refused a request (HTTP 400) over
+    the plots the tool sent it as images (``images_sent``: the conversation holds some),
+    else ``None``. Servers for text-only models answer so: the tool's ``images``
+    (``PythonTool(images=False)``, the command line's ``--no-images``) is the one place
+    that decides whether plots are sent."""
+    status = getattr(error, "status_code", None) or getattr(error, "status", None)
+    if not images_sent or status != 400 or "image" not in str(error).lower():
+        return None
+    return UsageError(
+        f"the model's server refused the plots sent to it as images ({error}): for a model "
+        "that reads text only, make the tool with PythonTool(..., images=False) (the "
+        "command line's --no-images); its messages then say the plots are not shown"
+    )
