@@ -1,16 +1,12 @@
-"""Complete agent loops around the ``run_python`` tool, runnable from the command line.
+"""The repository's runnable agents and the tools that record their traffic.
 
-- :func:`run_task` (:mod:`agents.task`): one call that runs a loop on a question and
-  returns its :class:`AgentRun` (:mod:`agents.run`: the answer, the turns, a
-  :class:`ToolCall` per call), for harnesses and scripts.
-- :mod:`agents.loop`: the turn loop every API shares; :mod:`agents.openai_agent` (Chat
-  Completions, the Responses API) and :mod:`agents.langchain_agent` (any LangChain chat
-  model with ``bind_tools``) adapt it to their API and have a command line
-  (:mod:`agents.cli`).
-- :mod:`agents.record_cassettes`: re-records the test cassettes from a local model.
+The loops themselves ship in the package, as :mod:`sandbox_tool.agents` (``from
+sandbox_tool.agents import run_task``; on the command line ``sandbox-tool agent``); this
+folder is not installed, so its name never shadows another ``agents`` package (the
+``openai-agents`` SDK's) outside the repository.
+
+- :mod:`agents.openai_agent`, :mod:`agents.langchain_agent`: ``python -m`` entry points
+  that run ``sandbox-tool agent`` with their API.
+- :mod:`agents.record_cassettes`: re-records ``tests/agents``' cassettes from a local
+  model; :mod:`agents.responses_shim`: a Responses API over a Chat Completions server.
 """
-
-from agents.run import AgentRun, ToolCall
-from agents.task import run_task
-
-__all__ = ["AgentRun", "ToolCall", "run_task"]

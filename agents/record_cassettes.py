@@ -96,7 +96,7 @@ def vcr_config(record_mode: str, library: Path = CASSETTES) -> dict[str, Any]:
 
 def scenario_tool(engine: str = "auto") -> PythonTool:
     """The tool every loop gets, when recording and when replaying."""
-    from agents.common import build_tool
+    from sandbox_tool.agents.sandboxes import build_tool
 
     return build_tool([DATA], engine=engine, images=IMAGES)
 
@@ -268,9 +268,9 @@ async def record_all(only: set[str], attempts: int) -> dict[str, bool]:
     import openai
     import vcr
 
-    from agents.cli import print_run
-    from agents.langchain_agent import langchain_loop
-    from agents.openai_agent import chat_completions_loop, responses_loop
+    from sandbox_tool.agents.langchain_loop import langchain_loop
+    from sandbox_tool.agents.openai_loop import chat_completions_loop, responses_loop
+    from sandbox_tool.cli.agent import print_run
 
     chat = openai.AsyncOpenAI(base_url=CHAT_BASE_URL, api_key="not-needed", max_retries=0)
     shim = openai.AsyncOpenAI(base_url=RESPONSES_BASE_URL, api_key="not-needed", max_retries=0)

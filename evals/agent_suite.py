@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agents.loop import ToolChoicePolicy
 from evals.cassettes import (
     CASSETTES_DIR,
     find_stale,
@@ -40,6 +39,7 @@ from evals.outcome import hit_limit, outcome_class
 from evals.progress import Progress
 from evals.tasks import Task
 from sandbox_tool import Artifact, ExecutionOptions, ImportPolicy, PythonSandbox
+from sandbox_tool.agents.loop import ToolChoicePolicy
 from sandbox_tool.tool import InterpreterInfo, PythonTool
 
 __all__ = ["RECORDED_MODEL", "Settings", "run_suite", "scores", "summarize_tasks"]
@@ -134,7 +134,7 @@ class _Run:
     answer: str | None = None
     """The last turn's answer."""
     calls: list[Any] = field(default_factory=list)
-    """``agents.run.ToolCall`` of every turn."""
+    """``sandbox_tool.agents.ToolCall`` of every turn."""
     turns: int = 0
     """Model calls, over all user turns."""
 
@@ -149,8 +149,8 @@ async def _tool_for(task: Task, tool: PythonTool) -> AsyncIterator[PythonTool]:
 
 
 async def _run_loops(task: Task, tool: PythonTool, settings: Settings) -> _Run:
-    """Every user turn of ``task`` through ``agents.task.run_task``."""
-    from agents.task import run_task
+    """Every user turn of ``task`` through ``sandbox_tool.agents.run_task``."""
+    from sandbox_tool.agents.task import run_task
 
     client = _client(task, settings)
     done = _Run()

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from agents import record_cassettes as rec
-from agents.common import AgentRun
+from sandbox_tool.agents import AgentRun
 
 vcr = pytest.importorskip("vcr")
 openai = pytest.importorskip("openai")
@@ -34,7 +34,7 @@ SUCCEEDED = "The code ran successfully."
 
 
 def _chat() -> Awaitable[AgentRun]:
-    from agents.openai_agent import chat_completions_loop
+    from sandbox_tool.agents.openai_loop import chat_completions_loop
 
     client = openai.AsyncOpenAI(base_url=rec.CHAT_BASE_URL, api_key="sk-test", max_retries=0)
     return chat_completions_loop(
@@ -43,7 +43,7 @@ def _chat() -> Awaitable[AgentRun]:
 
 
 def _responses() -> Awaitable[AgentRun]:
-    from agents.openai_agent import responses_loop
+    from sandbox_tool.agents.openai_loop import responses_loop
 
     client = openai.AsyncOpenAI(base_url=rec.RESPONSES_BASE_URL, api_key="sk-test", max_retries=0)
     return responses_loop(client, rec.scenario_tool(), rec.QUESTION, model=rec.MODEL, **COMMON)
@@ -51,7 +51,7 @@ def _responses() -> Awaitable[AgentRun]:
 
 def _langchain() -> Awaitable[AgentRun]:
     pytest.importorskip("langchain_openai")
-    from agents.langchain_agent import langchain_loop
+    from sandbox_tool.agents.langchain_loop import langchain_loop
 
     model = rec.langchain_model("sk-test")
     return langchain_loop(model, rec.scenario_tool(), rec.QUESTION, **COMMON)

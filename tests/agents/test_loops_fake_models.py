@@ -12,9 +12,9 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from pydantic import Field
 
-from agents.common import tool_choice
-from agents.langchain_agent import langchain_loop
 from sandbox_tool import Artifact, ExecutionResult, PythonSandbox
+from sandbox_tool.agents.langchain_loop import langchain_loop
+from sandbox_tool.agents.loop import tool_choice
 from sandbox_tool.engines.fake import FakeEngine
 from sandbox_tool.errors import ExecutionError
 from sandbox_tool.tool import PythonTool, ToolOutcome

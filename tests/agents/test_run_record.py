@@ -15,18 +15,18 @@ from typing import Any
 import pytest
 
 from agents.responses_shim import responses_answer
-from agents.run import AgentRun
-from agents.task import Api, run_task
-from sandbox_tool import ExecutionResult, PythonSandbox
+from sandbox_tool import Artifact, ExecutionResult, PythonSandbox
+from sandbox_tool.agents.run import AgentRun
+from sandbox_tool.agents.task import Api, run_task
 from sandbox_tool.engines.fake import FakeEngine
 from sandbox_tool.errors import ExecutionError, UsageError
 from sandbox_tool.tool import PythonTool
 from tests.agents.test_loops_fake_models import RecordingFakeModel
-from tests.tool.conftest import INFO
+from tests.tool.conftest import INFO, PNG
 
 openai = pytest.importorskip("openai")
 httpx2 = pytest.importorskip("httpx2")
-from langchain_core.messages import AIMessage  # noqa: E402
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage  # noqa: E402
 
 CSV = Path(__file__).with_name("orders.csv")
 SANDBOX_MS = 12.5
@@ -38,7 +38,11 @@ Reply = list[tuple[str, str]] | str
 def run_code(code: str, inputs: Any, options: Any) -> ExecutionResult:
     if "boom" in code:
         raise ExecutionError("KeyError: 'revenue'", exception="KeyError", lineno=1, line=code)
-    return ExecutionResult(result=17, result_repr="17", result_type="int", duration_ms=SANDBOX_MS)
+    plots = [Artifact(name="figure-1.png", mime_type="image/png", data=PNG, kind="figure")]
+    return ExecutionResult(
+        result=17, result_repr="17", result_type="int", duration_ms=SANDBOX_MS,
+        artifacts=plots if "plot" in code else [],
+    )  # fmt: skip
 
 
 class ClosingFakeEngine(FakeEngine):
@@ -81,16 +85,17 @@ def chat_completion(reply: Reply, n: int) -> dict[str, Any]:
 class ScriptedServer:
     """Answers each POST with the next scripted reply, in the shape of the path asked."""
 
-    def __init__(self, replies: list[Reply], status: int = 200) -> None:
+    def __init__(self, replies: list[Reply], status: int = 200, refusal: str = "refused") -> None:
         self.replies = list(replies)
         self.status = status
+        self.refusal = refusal
         self.sent: list[dict[str, Any]] = []
 
     def __call__(self, request: Any) -> Any:
         body = json.loads(request.content)
         self.sent.append(body)
-        if self.status != 200:
-            return httpx2.Response(self.status, json={"error": {"message": "refused"}})
+        if self.status != 200 and not self.replies:  # the scripted replies first
+            return httpx2.Response(self.status, json={"error": {"message": self.refusal}})
         completion = chat_completion(self.replies.pop(0), len(self.sent))
         if request.url.path.endswith("/responses"):
             return httpx2.Response(200, json=responses_answer(body, completion))
@@ -171,6 +176,60 @@ def test_calls_that_never_reach_the_sandbox_are_named(api: Api) -> None:
     assert tool_ids == ["c1-0", "c1-1"]
 
 
+def _kind(name: str, parts: Any) -> str:
+    """``name`` and the types of its parts after the first (the text): "user+image_url"."""
+    rest = parts[1:] if isinstance(parts, list) else []
+    return "+".join([name, *(p["type"] for p in rest)])
+
+
+def _after_the_calls(api: Api, sent: Any) -> list[str]:
+    """What followed the model's two calls in the next request: item kinds, in order."""
+    if api == "chat":
+        messages = sent["messages"]
+        start = next(i for i, m in enumerate(messages) if m.get("tool_calls"))
+        return [_kind(m["role"], m["content"]) for m in messages[start + 1 :]]
+    if api == "responses":
+        return [_kind(i["type"], i.get("output")) for i in sent["input"][1:]]
+    kinds = {ToolMessage: "tool", HumanMessage: "user"}
+    start = max(i for i, m in enumerate(sent) if isinstance(m, AIMessage))
+    return [_kind(kinds[type(m)], m.content) for m in sent[start + 1 :]]
+
+
+TWO_PLOTS_AFTER = {
+    "chat": ["tool", "tool", "user+image_url+image_url"],
+    "responses": [
+        "function_call", "function_call",
+        "function_call_output+input_image", "function_call_output+input_image",
+    ],
+    "langchain": ["tool", "tool", "user+image+image"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_turn_of_two_plotting_calls_sends_the_plots_after_the_group(api: Api) -> None:
+    two_calls: Reply = [code_call("plot(1)"), code_call("plot(2)")]
+    run, sent = run_scripted(api, [two_calls, "two charts"], tool=make_tool())
+    assert run.answer == "two charts" and [c.outcome for c in run.calls] == ["ok", "ok"]
+    assert _after_the_calls(api, sent[1]) == TWO_PLOTS_AFTER[api]
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+def test_a_server_that_refuses_images_is_told_apart(api: Api) -> None:
+    refusal = "Invalid content type. image_url is only supported by certain models."
+
+    def refused(tool: PythonTool) -> None:
+        server = ScriptedServer([[code_call("plot()")]], status=400, refusal=refusal)
+        asyncio.run(run_task("q?", api=api, client=server.client(), model="m", tool=tool))
+
+    with pytest.raises(
+        UsageError, match=r"PythonTool\(\.\.\., images=False\) \(the command line's --no-images\)"
+    ):
+        refused(make_tool())
+    text_only = PythonTool(PythonSandbox(engine=FakeEngine(run_code)), info=INFO, images=False)
+    with pytest.raises(openai.BadRequestError):  # no image was sent: the error as it came
+        refused(text_only)
+
+
 def test_the_turn_limit_is_recorded() -> None:
     run, sent = run_scripted(
         "chat", [[code_call("boom")]] * 2 + ["late"], tool=make_tool(), max_turns=3
@@ -221,7 +280,7 @@ def test_unusable_configurations_say_what_to_fix_before_any_sandbox(
     kwargs: dict[str, Any], says: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.setattr("agents.task.build_tool", _no_sandbox)
+    monkeypatch.setattr("sandbox_tool.agents.task.build_tool", _no_sandbox)
     stand_ins: dict[str, Callable[[], Any]] = {
         "TOOL": make_tool,
         "CHAT": lambda: RecordingFakeModel(messages=iter([])),
