@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY_DIRS := sandbox_tool tests $(wildcard agents evals benchmarks)
 
-.PHONY: demo test lint check bench eval record-cassettes record-evals clean
+.PHONY: demo test test-lowest lint check bench eval record-cassettes record-evals clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,23 @@ demo: $(VENV)/.installed-datascience
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest
 
+# The LangChain tool and loop on the lowest versions pyproject.toml allows: langchain-core
+# 1.0.0 (the langchain extra) and the dev extra's langchain and langchain-openai 1.0.0, with
+# langgraph 1.0.0 (later langgraph-checkpoint releases do not import with langchain-core
+# 1.0.0). A venv of its own, about 20 s to build; .ci/run runs it.
+LOWEST := langchain-core==1.0.0 langchain==1.0.0 langchain-openai==1.0.0 langgraph==1.0.0
+LOWEST_VENV := .venv-lowest
+
+$(LOWEST_VENV)/.installed: pyproject.toml Makefile
+	rm -rf $(LOWEST_VENV)
+	$(PYTHON) -m venv $(LOWEST_VENV)
+	$(LOWEST_VENV)/bin/python -m pip install --quiet -e . $(LOWEST) pytest
+	touch $@
+
+test-lowest: $(LOWEST_VENV)/.installed
+	$(LOWEST_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/tool/test_langchain_tool.py \
+		tests/tool/test_langchain_prebuilt_agent.py tests/agents/test_loops_fake_models.py
+
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check $(PY_DIRS)
 	$(BIN)/ruff format --check $(PY_DIRS)
@@ -35,7 +52,7 @@ lint: $(VENV)/.installed-dev
 check: lint test
 
 clean:
-	rm -rf $(VENV) demo-output eval-results .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(LOWEST_VENV) demo-output eval-results .pytest_cache .mypy_cache .ruff_cache *.egg-info
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench.py

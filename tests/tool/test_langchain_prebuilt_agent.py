@@ -28,7 +28,6 @@ from sandbox_tool.tool import LangChainPythonTool
 from .conftest import PNG
 
 create_agent = pytest.importorskip("langchain.agents").create_agent
-httpx2 = pytest.importorskip("httpx2")
 
 FIG = Artifact(name="figure-1.png", mime_type="image/png", data=PNG, kind="figure")
 
@@ -105,6 +104,12 @@ def _response(output: list[dict[str, Any]], n: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _response_of(status: int, payload: dict[str, Any]) -> Any:
+    import httpx2  # the HTTP client of openai 3.x, whose MockTransport stands in for OpenAI
+
+    return httpx2.Response(status, json=payload)
+
+
 class WireServer:
     """Scripted OpenAI answers: a call of run_python, then "done"; keeps what was sent."""
 
@@ -132,7 +137,7 @@ class WireServer:
                 "status": "completed",
                 "content": [{"type": "output_text", "text": "done", "annotations": []}],
             }
-            return httpx2.Response(200, json=_response([call] if first else [text], len(self.sent)))
+            return _response_of(200, _response([call] if first else [text], len(self.sent)))
         message: dict[str, Any] = {"role": "assistant", "content": "done"}
         if first:
             message = {
@@ -146,7 +151,7 @@ class WireServer:
                     }
                 ],
             }
-        return httpx2.Response(200, json=_completion(message, len(self.sent)))  # fmt: skip
+        return _response_of(200, _completion(message, len(self.sent)))  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -158,6 +163,7 @@ def test_chat_openai_in_create_agent_sends_what_the_api_accepts(
     fake_tool: Any, responses_api: bool, route: str
 ) -> None:
     langchain_openai = pytest.importorskip("langchain_openai")
+    httpx2 = pytest.importorskip("httpx2")
     server = WireServer()
     model = langchain_openai.ChatOpenAI(
         model="m", api_key="sk-test", base_url="http://model.test/v1", max_retries=0,
