@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -37,6 +39,7 @@ import zipfile
 from collections.abc import Awaitable, Callable
 from importlib.util import find_spec
 from pathlib import Path
+from statistics import mean
 from typing import TYPE_CHECKING, Any
 from urllib.error import URLError
 from urllib.request import urlopen
@@ -171,6 +174,33 @@ def langchain_model(
         max_completion_tokens=max_tokens,  # sent as max_tokens by the transport
         http_async_client=local_server_http_client(),
     )
+
+
+#: A tool call written as text instead of made: what a small model answers under
+#: tool_choice "none" (the JSON of a call, or its arguments).
+CALL_AS_TEXT = re.compile(r'"(name|arguments|code)"\s*:')
+
+
+def expected_region() -> str:
+    """The scenario's right answer, computed from the data: the region whose orders
+    have the highest mean unit price."""
+    with DATA.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    prices: dict[str, list[float]] = {}
+    for row in rows:
+        prices.setdefault(row["region"], []).append(float(row["unit_price"]))
+    return max(prices, key=lambda region: mean(prices[region]))
+
+
+def answer_problems(answer: str | None) -> list[str]:
+    """Why the final answer does not answer the question (empty: it does), judged by the
+    evals' own checker plus: not a tool call written as text."""
+    from evals.checkers import Evidence, TextCheck, check_all
+
+    problems = check_all([TextCheck(kind="text", value=expected_region())], Evidence(answer=answer))
+    if answer and CALL_AS_TEXT.search(answer):
+        problems.append("it is a tool call written as text, not an answer")
+    return problems
 
 
 def recovered(oks: list[bool], answer: str | None) -> bool:
@@ -316,7 +346,7 @@ async def record_all(only: set[str], attempts: int) -> dict[str, bool]:
                 print_run(run)
                 oks = [o.ok for o in run.outcomes]
                 _log(f"{name}: tool calls ok={oks}, answer={run.answer!r}")
-                if recovered(oks, run.answer):
+                if recovered(oks, run.answer) and not answer_problems(run.answer):
                     shutil.move(Path(tmp) / f"{name}.yaml", CASSETTES / f"{name}.yaml")
                     _log(f"kept: {CASSETTES / name}.yaml")
                     kept[name] = True

@@ -116,6 +116,31 @@ def test_loop_replays_and_recovers_from_a_failed_call(
     last_call = run.outcomes[-1]
     assert last_call.ok and last_call.text.startswith(SUCCEEDED)
 
+    # The answer itself. A cassette whose model answered with something else (a small
+    # model writes a tool call as text) is stale: it is said by name, never passed.
+    problems = rec.answer_problems(run.answer)
+    if problems:
+        pytest.xfail(
+            f"stale cassette {path.relative_to(rec.REPO)}: its final answer "
+            f"{(run.answer or '')[:80]!r}... does not answer the question ({'; '.join(problems)});"
+            " re-record it with make record-cassettes"
+        )
+
+
+@pytest.mark.parametrize(
+    ("answer", "ok"),
+    [
+        pytest.param("South has the highest average price (130.50).", True, id="answer"),
+        pytest.param("North.", False, id="wrong-region"),
+        pytest.param('{"name": "run_python", "arguments": "{\\"code\\": \\"South\\"}"}', False,
+                     id="tool-call-as-text"),
+        pytest.param(None, False, id="no-answer"),
+    ],
+)  # fmt: skip
+def test_the_answer_check_tells_an_answer_from_the_rest(answer: str | None, ok: bool) -> None:
+    assert rec.expected_region() == "South"
+    assert (rec.answer_problems(answer) == []) is ok
+
 
 @pytest.mark.parametrize("cassette", rec.NAMES)
 def test_cassettes_are_small_and_hold_no_secrets(cassette: str) -> None:
