@@ -34,3 +34,17 @@ def test_unreachable_server_is_explained() -> None:
     assert proc.returncode == 2
     assert "Could not use the model at http://127.0.0.1:9/v1" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_installed_command_runs_outside_the_repository(tmp_path: Path) -> None:
+    # from a directory where the repository's own agents/ cannot be imported
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "sandbox_tool", "agent", "q?", str(CSV), "--api", "responses"],
+        capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "No model is configured" in proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-c", "import agents"], capture_output=True, cwd=tmp_path, env=env
+    )
+    assert proc.returncode != 0, "the repository's agents/ must not be installed"
