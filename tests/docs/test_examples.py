@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -74,7 +75,12 @@ def model_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 
 def run_example(name: str, base_url: str | None = None, stdin: str = "") -> str:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(ROOT), "PYTHONPATH": str(ROOT)}
+    with tempfile.TemporaryDirectory() as home:  # caches the libraries write land here
+        return _run(name, base_url, stdin, home)
+
+
+def _run(name: str, base_url: str | None, stdin: str, home: str) -> str:
+    env = {"PATH": "/usr/bin:/bin", "HOME": home, "PYTHONPATH": str(ROOT)}
     if base_url:
         env |= {"OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": "sk-test", "OPENAI_MODEL": "m"}
     proc = subprocess.run(
