@@ -58,11 +58,11 @@ def register(sub: Any) -> None:
                        help="also allow PKG (pinned with PKG==VERSION)")  # fmt: skip
     build.add_argument("--any", action="store_true", help="allow any package not denied")
     build.add_argument("--source-builds", action="store_true",
-                       help="allow building source distributions (runs their build code)")  # fmt: skip
+                       help="allow building sdists (runs their build code)")  # fmt: skip
     build.add_argument("--refresh", action="store_true", help="resolve and build again")
 
     create = actions.add_parser("create", parents=[shared, build],
-                                help="create the environment for the base set plus PKGs")  # fmt: skip
+                                help="an environment with the base set plus PKGs")  # fmt: skip
     create.add_argument("packages", nargs="*", metavar="PKG")
     create.set_defaults(handler=_create)
     install = actions.add_parser("install", parents=[shared, build],
@@ -79,7 +79,7 @@ def register(sub: Any) -> None:
     prune = actions.add_parser("prune", parents=[shared],
                                help="remove unused environments and failed builds")  # fmt: skip
     prune.add_argument("--older-than", type=float, default=30.0, metavar="DAYS",
-                       help="unused for this many days (default 30; 0: all not in use)")  # fmt: skip
+                       help="unused for DAYS days (default 30; 0: all not in use)")  # fmt: skip
     prune.add_argument("--dry-run", action="store_true", help="only say what would go")
     prune.set_defaults(handler=_prune)
 

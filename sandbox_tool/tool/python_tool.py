@@ -27,6 +27,7 @@ from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import Artifact, ExecutionResult
 from sandbox_tool.sandbox import run_sync
 from sandbox_tool.tool.description import describe_tool
+from sandbox_tool.tool.installs import PackageInstaller
 from sandbox_tool.tool.interpreter import InterpreterInfo, inspect_interpreter
 from sandbox_tool.tool.messages import (
     VIEWABLE_IMAGE_TYPES,
@@ -98,6 +99,10 @@ class PythonTool:
     (an answer the sandbox could not trust or deliver: the next call works);
     :class:`~sandbox_tool.errors.EngineUnavailable` and ``UsageError`` are raised, since
     only the developer can fix them.
+
+    ``installs=True`` adds the ``install_packages`` tool (:attr:`specs`, :meth:`call`):
+    the model may ask for the packages the sandbox's install policy allows
+    (:mod:`sandbox_tool.tool.installs`).
     """
 
     def __init__(
@@ -110,6 +115,7 @@ class PythonTool:
         keeps_state: bool | None = None,
         max_output_chars: int = 4000,
         images: bool = True,
+        installs: bool = False,
     ) -> None:
         self.runner = runner
         self.options = options or runner.default_options
@@ -122,6 +128,13 @@ class PythonTool:
         #: Show plots to the model as images (the adapters attach them); False for
         #: text-only models, whose messages then say the plots are not shown.
         self.images = images
+        #: The ``install_packages`` tool, when ``installs`` is on.
+        self.installer: PackageInstaller | None = None
+        if installs:
+            manager = getattr(runner, "environments", None)
+            if manager is None:
+                raise UsageError("installs=True needs a PythonSandbox (it builds environments)")
+            self.installer = PackageInstaller(self, manager)
 
     @property
     def info(self) -> InterpreterInfo:
@@ -134,7 +147,26 @@ class PythonTool:
     def spec(self) -> ToolSpec:
         """Name, description (from the real configuration) and argument schema."""
         description = describe_tool(self.options, self.info, keeps_state=self.keeps_state)
+        if self.installer is not None:
+            description += "\n" + self.installer.hint()
         return ToolSpec(name=self.name, description=description)
+
+    @property
+    def specs(self) -> list[ToolSpec]:
+        """Every tool this one offers the model: ``run_python``, and ``install_packages``
+        when installs are on."""
+        return [self.spec] + ([self.installer.spec] if self.installer is not None else [])
+
+    async def call(self, name: str, arguments: str | dict[str, Any] | None) -> ToolOutcome:
+        """Answer a call of one of :attr:`specs` by name (an unknown name gets a message)."""
+        if name == self.name:
+            return await self.run_arguments(arguments)
+        if self.installer is not None and name == self.installer.name:
+            return await self.installer.run_arguments(arguments)
+        names = " and ".join(spec.name for spec in self.specs)
+        return ToolOutcome(
+            ok=False, text=f"There is no tool named {name!r}; the tools are {names}."
+        )
 
     @property
     def _context(self) -> MessageContext:
@@ -151,9 +183,10 @@ class PythonTool:
         try:
             result = await self.runner.execute(code, options=self.options)
         except ExecutionFailed as exc:
+            hint = self.installer.missing_hint(exc) if self.installer is not None else None
             return ToolOutcome(
                 ok=False,
-                text=format_error(exc, self._context, code),
+                text=format_error(exc, self._context, code) + (f"\n{hint}" if hint else ""),
                 error=exc.to_dict(),
                 artifacts=exc.artifacts,
             )
@@ -210,8 +243,9 @@ class PythonTool:
         if session is None:
             yield self
             return
+        inner = None
         try:
-            yield PythonTool(
+            inner = PythonTool(
                 session,
                 options=self.options,
                 name=self.name,
@@ -220,5 +254,10 @@ class PythonTool:
                 max_output_chars=self.max_output_chars,
                 images=self.images,
             )
+            if self.installer is not None:
+                inner.installer = self.installer.bind(inner, reopen=opener)
+            yield inner
         finally:
-            await session.aclose()
+            # an install may have replaced the session with one in its environment
+            current = inner.runner if inner is not None else session
+            await getattr(current, "aclose", session.aclose)()
