@@ -97,9 +97,13 @@ KNOWN_MALICIOUS: dict[str, str] = {
 
 def import_to_package(name: str) -> str | None:
     """The catalog package imported as ``name`` (``sklearn`` -> ``scikit-learn``), when
-    that differs from the name itself."""
-    top = name.split(".")[0]
+    that differs from the name itself. Compared as package names are (``PIL``, ``pil``)."""
+    top = _folded(name.split(".")[0])
     for package, entry in CATALOG.items():
-        if top in entry.imports and package != top:
+        if top in {_folded(i) for i in entry.imports} and package != top:
             return package
     return None
+
+
+def _folded(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")

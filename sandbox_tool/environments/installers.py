@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import subprocess
-import time
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,33 +134,35 @@ class Installer:
         env = dict(os.environ, NO_COLOR="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
                    PYTHONNOUSERSITE="1", UV_NO_PROGRESS="1")  # fmt: skip
         tail: deque[str] = deque(maxlen=40)
-        proc = subprocess.Popen(
+        with subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             text=True, errors="replace", cwd=cwd, env=env, start_new_session=True,
-        )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                line = line.rstrip()
-                if line:
-                    tail.append(line)
-                    progress.detail(line)
-                if time.monotonic() > deadline:
-                    raise subprocess.TimeoutExpired(cmd, timeout)
-            proc.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise InstallFailure(
-                cmd, "\n".join(tail) + f"\n(stopped after {timeout:g} s)"
-            ) from None
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
+        ) as proc:  # fmt: skip
+            # a silent, hung installer is killed too: the watchdog does not wait for a line
+            timed_out = threading.Event()
+
+            def stop() -> None:
+                timed_out.set()
+                proc.kill()
+
+            watchdog = threading.Timer(timeout, stop)
+            watchdog.start()
+            try:
+                assert proc.stdout is not None
+                for line in proc.stdout:
+                    if line.strip():
+                        tail.append(line.rstrip())
+                        progress.detail(line.rstrip())
+                proc.wait()
+            except BaseException:
+                proc.kill()
+                raise
+            finally:
+                watchdog.cancel()
         if proc.returncode != 0:
             text = "\n".join(tail)
+            if timed_out.is_set():
+                text += f"\n(stopped after {timeout:g} s: raise EnvironmentManager(timeout=...))"
             raise InstallFailure(cmd, text, network=bool(_NETWORK.search(text)))
 
 
@@ -204,7 +206,9 @@ def looks_offline(index_url: str | None, timeout: float = 3.0) -> bool:
     if not url.startswith(("http://", "https://")):
         return not os.path.exists(url.removeprefix("file://"))
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
+        # a fresh opener: urlopen's shared one keeps the proxy settings of its first use
+        opener = urllib.request.build_opener()
+        with opener.open(urllib.request.Request(url, method="HEAD"), timeout=timeout):
             return False
     except urllib.error.HTTPError:
         return False  # it answered
@@ -219,6 +223,7 @@ _NOT_FOUND = (
     re.compile(r"No matching distribution found for ([A-Za-z0-9._-]+)"),
 )
 _NO_WHEEL = (
+    re.compile(r"Wheels are required for `([A-Za-z0-9._-]+)`"),
     re.compile(r"([A-Za-z0-9._-]+?)(?:==\S+)? has no usable wheels"),
     re.compile(r"source distributions for ([A-Za-z0-9._-]+) is disabled", re.IGNORECASE),
     re.compile(r"Building ([A-Za-z0-9._-]+?)(?:==\S+)? from source is disabled", re.IGNORECASE),
@@ -231,12 +236,7 @@ def to_package_error(
     """The error for a failed install, naming the package (``asked``: the names asked,
     the likeliest culprits first) and what to do instead."""
     text = failure.output
-    for pattern in _NOT_FOUND:
-        match = pattern.search(text)
-        if match:
-            name = _which(match.group(1), asked)
-            return PackageNotFound(_not_found_message(name, text, src, kind), package=name)
-    for pattern in _NO_WHEEL:
+    for pattern in _NO_WHEEL:  # first: "only X==1.0 is available" also reads as not found
         match = pattern.search(text)
         if match:
             name = _which(match.group(1), asked)
@@ -247,6 +247,11 @@ def to_package_error(
                 "InstallPolicy(source_builds=True)",
                 package=name,
             )
+    for pattern in _NOT_FOUND:
+        match = pattern.search(text)
+        if match:
+            name = _which(match.group(1), asked)
+            return PackageNotFound(_not_found_message(name, text, src, kind), package=name)
     name = _which("", asked)
     last = "\n".join(text.splitlines()[-8:])
     return PackageInstallFailed(

@@ -104,9 +104,7 @@ class InstallPolicy(BaseModel):
             requirement
         )  # fmt: skip
         if req.name not in self.allow and not self.allow_any:
-            mapped = import_to_package(req.name) or import_to_package(
-                req.name.replace("-", "_")
-            )  # fmt: skip
+            mapped = import_to_package(req.name)
             if mapped is not None and mapped in self.allow:
                 req = Requirement(mapped, req.extras, req.specifier)
         why = self.denied_reason(req.name)

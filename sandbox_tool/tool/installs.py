@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sandbox_tool.environments.catalog import import_to_package
 from sandbox_tool.environments.requirements import Requirement
@@ -28,16 +29,33 @@ from sandbox_tool.tool.spec import ArgumentsError, ToolSpec
 
 if TYPE_CHECKING:
     from sandbox_tool.environments.manager import EnvironmentManager
-    from sandbox_tool.tool.python_tool import CodeRunner, PythonTool, ToolOutcome
 
-__all__ = ["INSTALL_TOOL", "PackageInstaller"]
+__all__ = ["INSTALL_TOOL", "InstallOutcome", "PackageInstaller"]
 
 INSTALL_TOOL = "install_packages"
 #: At most this many packages per call (a model listing twenty is guessing).
 MAX_PER_CALL = 8
 _MISSING = re.compile(r"No module named '([\w.]+)'")
 
-Reopen = Callable[[ExecutionOptions], Awaitable["CodeRunner"]]
+Reopen = Callable[[ExecutionOptions], Awaitable[Any]]
+
+
+class InstallingTool(Protocol):
+    """What the installer needs of its tool (a :class:`~sandbox_tool.tool.PythonTool`)."""
+
+    name: str
+    options: ExecutionOptions
+    keeps_state: bool
+    runner: Any
+
+
+@dataclass(frozen=True)
+class InstallOutcome:
+    """One call of ``install_packages`` (the tool turns it into a ``ToolOutcome``)."""
+
+    ok: bool
+    text: str
+    error: dict[str, Any] | None = None
 
 
 def _parameters() -> dict[str, Any]:
@@ -57,11 +75,11 @@ def _parameters() -> dict[str, Any]:
 
 
 class PackageInstaller:
-    """The ``install_packages`` tool of one :class:`PythonTool` (whose options it extends)."""
+    """The ``install_packages`` tool of one ``PythonTool`` (whose options it extends)."""
 
     def __init__(
         self,
-        tool: PythonTool,
+        tool: InstallingTool,
         manager: EnvironmentManager,
         *,
         name: str = INSTALL_TOOL,
@@ -73,7 +91,7 @@ class PackageInstaller:
         #: For a tool whose runner is a session: opens one in the new environment.
         self.reopen = reopen
 
-    def bind(self, tool: PythonTool, reopen: Reopen | None = None) -> PackageInstaller:
+    def bind(self, tool: InstallingTool, reopen: Reopen | None = None) -> PackageInstaller:
         """The same installer for another tool (a conversation's)."""
         return PackageInstaller(tool, self.manager, name=self.name, reopen=reopen)
 
@@ -116,35 +134,31 @@ class PackageInstaller:
             return None
         return f'{req.name} can be installed: call {self.name} with {{"packages": ["{req.name}"]}}.'
 
-    async def run_arguments(self, arguments: str | dict[str, Any] | None) -> ToolOutcome:
+    async def run_arguments(self, arguments: str | dict[str, Any] | None) -> InstallOutcome:
         """Run a model's raw tool-call arguments."""
-        from sandbox_tool.tool.python_tool import ToolOutcome
-
         try:
             packages = _parse(arguments)
         except ArgumentsError as exc:
-            return ToolOutcome(
+            return InstallOutcome(
                 ok=False,
                 text=f'The call could not run: {exc}. Call {self.name} with {{"packages": '
                 '["<name>", ...]}.',
             )
         return await self.install(packages)
 
-    async def install(self, packages: list[str]) -> ToolOutcome:
+    async def install(self, packages: list[str]) -> InstallOutcome:
         """Install ``packages`` (with those installed before) and run the tool's next
         calls in the environment that has them."""
-        from sandbox_tool.tool.python_tool import ToolOutcome
-
         current = list(self.tool.options.packages)
         try:
             asked = [str(self.manager.policy.check(p)) for p in packages]
             wanted = _merge(current, asked)
             env = await self.manager.ensure(wanted)
         except PackageError as exc:
-            return ToolOutcome(ok=False, text=_refused(exc, self.tool.name), error=exc.to_dict())
+            return InstallOutcome(ok=False, text=_refused(exc, self.tool.name), error=exc.to_dict())
         except (UsageError, ValueError) as exc:
             text = f"Nothing was installed: {exc}. Give package names such as 'statsmodels'."
-            return ToolOutcome(ok=False, text=text)
+            return InstallOutcome(ok=False, text=text)
         options = self.tool.options.model_copy(update={"packages": tuple(wanted)})
         restarted = await self._restart(options) if wanted != current else False
         self.tool.options = options
@@ -158,7 +172,7 @@ class PackageInstaller:
                 " The interpreter was restarted in the new environment: variables, imports "
                 "and files from earlier calls are gone; load what you need again."
             )
-        return ToolOutcome(ok=True, text=text)
+        return InstallOutcome(ok=True, text=text)
 
     async def _restart(self, options: ExecutionOptions) -> bool:
         """For a stateful tool, a session in the new environment replaces the old one."""

@@ -162,7 +162,8 @@ class PythonTool:
         if name == self.name:
             return await self.run_arguments(arguments)
         if self.installer is not None and name == self.installer.name:
-            return await self.installer.run_arguments(arguments)
+            done = await self.installer.run_arguments(arguments)
+            return ToolOutcome(ok=done.ok, text=done.text, error=done.error)
         names = " and ".join(spec.name for spec in self.specs)
         return ToolOutcome(
             ok=False, text=f"There is no tool named {name!r}; the tools are {names}."
