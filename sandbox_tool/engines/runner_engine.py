@@ -45,6 +45,7 @@ from sandbox_tool.engines.runners.runner import Runner
 from sandbox_tool.engines.runners.template import TEMPLATE_BOOTSTRAP
 from sandbox_tool.engines.runners.workspace import Workspace, remove_stale
 from sandbox_tool.environments.environment import Environment
+from sandbox_tool.environments.requirements import Requirement
 from sandbox_tool.errors import EngineUnavailable, UsageError
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
@@ -246,7 +247,7 @@ class RunnerEngine(Engine):
     def _environment_pool(self, env: Environment) -> WarmPool:
         """A warm pool for ``env`` (not started): its template preloads the usual stack
         and the packages the environment was asked for. Blocking."""
-        extra = sorted(env.import_names(r.split("[")[0].split("=")[0] for r in env.requested))
+        extra = sorted(env.import_names(Requirement.parse(r).name for r in env.requested))
         return WarmPool(
             self._template_argv(env.python),
             env=self._template_env(self._fonts_of(env)),
