@@ -120,6 +120,14 @@ class PythonSandbox:
         await self.engine.start()
         return self
 
+    async def prepare(self, options: ExecutionOptions | dict[str, Any] | None = None) -> None:
+        """Make ready what executions with ``options`` need: their environment (built if
+        needed) and, on a warm engine, its pool, so that the next execution is warm."""
+        opts = await self._in_environment(check_call("", None, options, self.default_options))
+        warm_up = getattr(self.engine, "prepare_environment", None)
+        if opts.environment is not None and warm_up is not None:
+            await warm_up(opts.environment)
+
     async def execute(
         self,
         code: str,

@@ -218,6 +218,14 @@ class RunnerEngine(Engine):
     def degraded(self, options: ExecutionOptions) -> list[str]:
         return self.isolation.degraded(options)
 
+    async def prepare_environment(self, env: Environment) -> None:
+        """Start ``env``'s warm pool now (it starts on first use otherwise)."""
+        await self.start()
+        pools = self._env_pools
+        if pools is not None:
+            await asyncio.to_thread(pools.acquire, env)
+            pools.release(env.key)
+
     # -- what a runner is given -------------------------------------------------------
 
     def _runner_argv(self, ws: Workspace, options: ExecutionOptions) -> list[str]:

@@ -105,6 +105,8 @@ class Installer:
 
     def install_command(self, env_python: str, requirements: list[str], src: Sources) -> list[str]:
         if self.kind == "uv":
+            # no bytecode for every file (tens of seconds): the build compiles what is
+            # imported first (build.precompile)
             cmd = [self.program, "pip", "install", "--no-progress", "--color", "never",
                    "--python", env_python]  # fmt: skip
             if src.index_url:
@@ -117,7 +119,8 @@ class Installer:
                 cmd += ["--no-build"]
         else:
             cmd = [self.program, "-m", "pip", "--python", env_python, "install", "--no-input",
-                   "--disable-pip-version-check", "--progress-bar", "off"]  # fmt: skip
+                   "--disable-pip-version-check", "--progress-bar", "off",
+                   "--no-compile"]  # fmt: skip
             if src.offline:
                 cmd += ["--no-index"]
             elif src.index_url:

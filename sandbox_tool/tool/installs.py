@@ -161,6 +161,9 @@ class PackageInstaller:
             return InstallOutcome(ok=False, text=text)
         options = self.tool.options.model_copy(update={"packages": tuple(wanted)})
         restarted = await self._restart(options) if wanted != current else False
+        prepare = getattr(self.tool.runner, "prepare", None)
+        if not restarted and prepare is not None:
+            await prepare(options)  # its warm pool: the next run is as fast as before
         self.tool.options = options
         lines = []
         for name in dict.fromkeys(Requirement.parse(r).name for r in asked):

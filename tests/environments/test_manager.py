@@ -26,6 +26,8 @@ def test_a_fresh_environment_is_built_offline_from_the_wheel_directory(
 ) -> None:
     manager = manager_factory()
     env = manager.ensure_sync(["Tiny_Dist"])
+    # what is imported first has its bytecode (runners start with -B, read-only)
+    assert list(env.path.glob("lib/python3*/site-packages/tinymod/__pycache__/*.pyc"))
     progress = manager.progress
     assert isinstance(progress, Recorder)
     assert any("cannot be reached" in n for n in progress.said("notice"))

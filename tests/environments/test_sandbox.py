@@ -170,3 +170,13 @@ def test_a_cold_engine_runs_the_environments_interpreter(manager_factory: Manage
     box = PythonSandbox("native", warm=False, environments=manager_factory())
     res = box.execute_sync("import sys, tinymod\nsys.prefix", options=TINY)
     assert res.result == str(box.environments.ensure_sync(["tiny-dist"]).path)
+
+
+def test_prepare_builds_the_environment_and_starts_its_pool_before_any_code(
+    sandbox: PythonSandbox,
+) -> None:
+    other = TINY.model_copy(update={"packages": ("other-dist",)})
+    asyncio.run(sandbox.prepare(other))
+    env = sandbox.environments.ensure_sync(["other-dist"])
+    pools = sandbox.engine.environment_pools  # type: ignore[attr-defined]
+    assert env.key in pools.running()
