@@ -148,3 +148,16 @@ def test_in_a_conversation_the_interpreter_restarts_in_the_new_environment(
             await sandbox.aclose()
 
     asyncio.run(go())
+
+
+def test_langchain_gets_both_tools(manager_factory: ManagerFactory) -> None:
+    from sandbox_tool.tool import langchain_tools
+
+    tool = _tool(manager_factory)
+    run, install = langchain_tools(tool)
+    assert (run.name, install.name) == ("run_python", "install_packages")
+    assert "tiny-dist" in install.description
+    text = asyncio.run(install.ainvoke({"packages": ["tiny-dist"]}))
+    assert str(text).startswith("Installed: tiny-dist 1.0") and tool.options.packages == (
+        "tiny-dist",
+    )

@@ -3,6 +3,7 @@ and where environments live. No process is started here."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from sandbox_tool.environments import (
     importable,
     parse_requirements,
 )
+from sandbox_tool.environments.progress import for_stream
 
 
 @pytest.mark.parametrize(
@@ -165,3 +167,29 @@ def test_root_from_the_variable_then_xdg(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert default_root() == tmp_path / "cache" / "sandbox_tool" / "environments"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/is/ignored")
     assert default_root() == Path.home() / ".cache" / "sandbox_tool" / "environments"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise() -> None:
+    terminal = _Terminal()
+    bar = for_stream(terminal)
+    bar.begin("Building", steps=4)
+    bar.step("creating the venv")
+    bar.step("installing 3 packages")
+    bar.detail(" + numpy==2.3.1")
+    bar.end("ready")
+    drawn = terminal.getvalue()
+    assert "[############------------] 2/4 installing 3 packages: + numpy==2.3.1" in drawn
+    assert "\r\033[K" in drawn and drawn.endswith("ready\n")
+    plain = io.StringIO()
+    lines = for_stream(plain)
+    lines.begin("Building", steps=4)
+    lines.step("creating the venv")
+    lines.notice("uv is not installed")
+    text = plain.getvalue()
+    assert "\r" not in text and len(text.splitlines()) == 3
+    assert "note: uv is not installed" in text
