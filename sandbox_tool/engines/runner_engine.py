@@ -249,7 +249,8 @@ class RunnerEngine(Engine):
     def _fonts_of(self, env: Environment) -> Path | None:
         """matplotlib's font cache for an environment's interpreter (built once)."""
         if env.key not in self._env_fonts:
-            self._env_fonts[env.key] = fontcache.warm(env.python)
+            has = "matplotlib" in env.packages  # else there is no cache to build
+            self._env_fonts[env.key] = fontcache.warm(env.python) if has else None
         return self._env_fonts[env.key]
 
     def _environment_pool(self, env: Environment) -> WarmPool:
@@ -266,12 +267,6 @@ class RunnerEngine(Engine):
             size=self.pool_size,
         )
 
-    def _pool_for(self, env: Environment | None) -> WarmPool | None:
-        """The pool ``env`` runs from, if it is running (never blocks)."""
-        if env is None or self._env_pools is None:
-            return self._pool
-        return self._env_pools.acquire_started(env)
-
     def _setup(self, ws: Workspace, key: Any) -> protocol.RunnerSetup:
         return requests.runner_setup(ws, self.isolation.setup(ws, key))
 
@@ -287,11 +282,13 @@ class RunnerEngine(Engine):
             )
         if env is None or self._env_pools is None:
             return await self._take_from(self._pool, options)
-        pool = self._pool_for(env) or await asyncio.to_thread(self._env_pools.acquire, env)
+        # its pool, running (never blocks the loop) or started now (in a thread)
+        pools = self._env_pools
+        pool = pools.acquire_started(env) or await asyncio.to_thread(pools.acquire, env)
         try:
             runner, warm = await self._take_from(pool, options)
         except BaseException:
-            self._env_pools.release(env.key)
+            pools.release(env.key)
             raise
         self._lent[id(runner)] = env.key
         return runner, warm
