@@ -1,7 +1,8 @@
 """Environments: the time to create the default environment (numpy, pandas, matplotlib)
 with uv (an empty cache, then a warm one) and with pip, and the latency of an execution
-in a non-default environment (its first, which starts its warm pool, then warm ones),
-beside warm executions in the engine's own interpreter, in one run.
+in a non-default environment (its first, which starts its warm pool, then warm ones; and
+cold, a fresh interpreter each), beside the same in the engine's own interpreter, in one
+run.
 
     make bench                     # or: python benchmarks/environments.py [--repeat 3]
 
@@ -31,35 +32,73 @@ def _median(samples: list[float]) -> str:
     return f"median {statistics.median(samples):8.1f}  (min {min(samples):.1f}, n={len(samples)})"
 
 
-def _create(root: Path, installer: InstallerName, cache: Path | None) -> tuple[float, Environment]:
-    manager = EnvironmentManager(root=root, installer=installer, cache_dir=cache)
+class StepTimes:
+    """A build's progress, timed: when each step started."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, float]] = []
+
+    def begin(self, title: str, steps: int) -> None:
+        self.steps = [("begin", time.perf_counter())]
+
+    def step(self, text: str) -> None:
+        self.steps.append((text, time.perf_counter()))
+
+    def detail(self, line: str) -> None:
+        pass
+
+    def notice(self, text: str) -> None:
+        print(f"  note: {text}")
+
+    def end(self, text: str) -> None:
+        self.steps.append(("end", time.perf_counter()))
+
+    def seconds(self, prefix: str) -> float:
+        """How long the step whose text starts with ``prefix`` took."""
+        for (text, at), (_, following) in zip(self.steps, self.steps[1:], strict=False):
+            if text.startswith(prefix):
+                return following - at
+        return float("nan")
+
+
+def _create(
+    root: Path, installer: InstallerName, cache: Path | None
+) -> tuple[float, float, Environment]:
+    """The whole creation's seconds, its install step's, and the environment."""
+    times = StepTimes()
+    manager = EnvironmentManager(root=root, installer=installer, cache_dir=cache, progress=times)
     started = time.perf_counter()
     env = manager.ensure_sync()
     elapsed = time.perf_counter() - started
     manager.close()
-    return elapsed, env
+    return elapsed, times.seconds("installing"), env
 
 
 def creation(tmp: Path, repeat: int, pip: bool) -> Environment:
     """Create the default environment ``repeat`` times per installer; returns one."""
     print(f"creating the default environment ({', '.join(DEFAULT_PACKAGES)}), seconds:")
-    cold, warm, with_pip = [], [], []
+    rows: dict[str, tuple[list[float], list[float]]] = {}
     env = None
     for i in range(repeat):
         cache = tmp / f"uv-cache-{i}"
-        seconds, env = _create(tmp / f"cold-{i}", "uv", cache)
-        cold.append(seconds)
-        seconds, _ = _create(tmp / f"warm-{i}", "uv", cache)
-        warm.append(seconds)
+        runs: list[tuple[str, InstallerName, Path | None]] = [
+            ("uv, empty cache (downloads)", "uv", cache),
+            ("uv, warm cache", "uv", cache),
+        ]
         if pip:
-            seconds, _ = _create(tmp / f"pip-{i}", "pip", None)
-            with_pip.append(seconds)
-    print(f"  uv, empty cache (downloads)   {_median(cold)}")
-    print(f"  uv, warm cache                {_median(warm)}")
-    if with_pip:
-        print(f"  pip (its own cache)           {_median(with_pip)}")
-        ratio = statistics.median(with_pip) / statistics.median(warm)
-        print(f"  pip / uv warm                 {ratio:8.1f}x")
+            runs.append(("pip (its own cache)", "pip", None))
+        for n, (label, installer, uv_cache) in enumerate(runs):
+            total, install, env = _create(tmp / f"{i}-{n}", installer, uv_cache)
+            rows.setdefault(label, ([], []))[0].append(total)
+            rows[label][1].append(install)
+    print("  (whole creation; then its install step alone)")
+    for label, (totals, installs) in rows.items():
+        print(f"  {label:<30} {_median(totals)}")
+        print(f"  {'  install step':<30} {_median(installs)}")
+    if pip:
+        uv_step = statistics.median(rows["uv, warm cache"][1])
+        pip_step = statistics.median(rows["pip (its own cache)"][1])
+        print(f"  install step, pip / uv warm    {pip_step / uv_step:8.1f}x")
     assert env is not None
     return env
 
@@ -86,12 +125,23 @@ async def execution(env: Environment, repeat: int, runs: int, engine: str) -> No
                 samples.append((time.perf_counter() - started) * 1000)
                 await asyncio.sleep(0.02)  # let the pools refill, as between model turns
         await sandbox.aclose()
+    cold_env: list[float] = []
+    cold_own: list[float] = []
+    cold = PythonSandbox(engine, warm=False)  # a fresh interpreter per execution
+    for _ in range(max(3, runs // 5)):
+        for options, samples in ((in_env, cold_env), (ExecutionOptions(), cold_own)):
+            started = time.perf_counter()
+            await cold.execute(CODE, [1, 2, 3], options=options)
+            samples.append((time.perf_counter() - started) * 1000)
+    await cold.aclose()
     print(f"np.mean on the {engine} engine, milliseconds:")
     print(f"  other environment, first (starts its pool)  {_median(first)}")
     print(f"  other environment, warm                     {_median(warm)}")
     print(f"  engine's own interpreter, warm              {_median(default)}")
     ratio = statistics.median(warm) / statistics.median(default)
     print(f"  warm other / warm own                       {ratio:8.2f}x")
+    print(f"  other environment, cold (warm=False)        {_median(cold_env)}")
+    print(f"  engine's own interpreter, cold              {_median(cold_own)}")
 
 
 def main() -> int:
