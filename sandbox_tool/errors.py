@@ -11,6 +11,10 @@ Every failure of an execution is a :class:`SandboxError`. The tree::
     │   ├── CpuLimitExceeded       CPU-time limit (ExecutionOptions.cpu_seconds)
     │   ├── MemoryLimitExceeded    memory limit (ExecutionOptions.memory_mb)
     │   └── OutputLimitExceeded    stdout+stderr limit (ExecutionOptions.max_output_bytes)
+    ├── PackageError               a package asked for could not be provided (.package)
+    │   ├── PackageNotAllowed      the install policy refuses it
+    │   ├── PackageNotFound        neither the index nor the local wheels have it
+    │   └── PackageInstallFailed   it was found but could not be installed (no wheel...)
     ├── EngineUnavailable          the engine cannot run on this host
     ├── EngineError                the engine itself failed (a bug or a broken host)
     └── UsageError                 the caller's own mistake (bad code type, bad file path...)
@@ -39,6 +43,10 @@ __all__ = [
     "ImportNotAllowed",
     "MemoryLimitExceeded",
     "OutputLimitExceeded",
+    "PackageError",
+    "PackageInstallFailed",
+    "PackageNotAllowed",
+    "PackageNotFound",
     "SandboxError",
     "SessionsNotSupported",
     "Timeout",
@@ -168,6 +176,32 @@ class OutputLimitExceeded(_LimitExceeded):
     """
 
 
+class PackageError(SandboxError):
+    """A package asked for (``ExecutionOptions.packages``, the install tool, ``sandbox-tool
+    env``) could not be provided; ``package`` names it and the message says what to do
+    instead. Raised before any code runs; installing never happens inside a sandbox."""
+
+    _fields: ClassVar[tuple[str, ...]] = ("package",)
+
+    def __init__(self, message: str, *, package: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.package = package
+
+
+class PackageNotAllowed(PackageError):
+    """The install policy does not allow the package (not on its allow-list, or denied)."""
+
+
+class PackageNotFound(PackageError):
+    """Neither the package index nor the local wheel directory (nor, offline, uv's cache)
+    has the package, or no version of it matches what was asked."""
+
+
+class PackageInstallFailed(PackageError):
+    """The package was found but could not be installed here (no wheel for this platform
+    and source builds are off, a failed build, a conflict between the packages asked)."""
+
+
 class EngineUnavailable(SandboxError):
     """The engine cannot run on this host; the message says what is missing and what to do."""
 
@@ -196,6 +230,9 @@ _BY_NAME: dict[str, type[SandboxError]] = {
         CpuLimitExceeded,
         MemoryLimitExceeded,
         OutputLimitExceeded,
+        PackageNotAllowed,
+        PackageNotFound,
+        PackageInstallFailed,
         EngineUnavailable,
         EngineError,
         UsageError,

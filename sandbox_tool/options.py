@@ -16,6 +16,8 @@ from pydantic import (
     model_validator,
 )
 
+from sandbox_tool.environments.environment import Environment
+from sandbox_tool.environments.requirements import parse_requirements
 from sandbox_tool.policies import BuiltinsPolicy, ImportPolicy
 
 __all__ = ["ExecutionOptions", "coerce_options"]
@@ -115,6 +117,23 @@ class ExecutionOptions(BaseModel):
     """Let ``files`` name files under /proc, /sys and /dev (after symlinks are resolved).
     Off by default: they hold the host's live state (``/proc/self/environ`` is the
     caller's own environment, with its secrets)."""
+
+    packages: tuple[str, ...] = ()
+    """Packages the code needs beyond the engine's interpreter (``"statsmodels"``,
+    ``"scikit-learn==1.5.2"``): the code runs in an environment that has the base set (the
+    data-science stack) and them, built outside the sandbox on first use (with uv) and
+    shared afterwards; only what the sandbox's install policy allows. A whitelist import
+    policy gains their import names. See docs/environments.md."""
+    environment: Environment | None = None
+    """A built environment to run in (``EnvironmentManager.ensure``); set from ``packages``
+    when the sandbox resolves them."""
+
+    @field_validator("packages", mode="before")
+    @classmethod
+    def _check_packages(cls, value: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            raise ValueError("give a list of package names, not a single string")
+        return tuple(str(r) for r in parse_requirements(value))
 
     @field_validator("env_vars")
     @classmethod

@@ -6,7 +6,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sandbox_tool.calls import check_call
 from sandbox_tool.engines import ENGINES, Engine, EngineInfo, probe_all
@@ -14,6 +14,9 @@ from sandbox_tool.engines.base import EngineSession
 from sandbox_tool.errors import EngineUnavailable, UsageError
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
+
+if TYPE_CHECKING:
+    from sandbox_tool.environments.manager import EnvironmentManager
 
 __all__ = ["PythonSandbox", "create_default_sandbox", "run_sync"]
 
@@ -54,6 +57,11 @@ class PythonSandbox:
     the reason it cannot run here. With ``warm`` (the default) the engine forks
     runners from a template that has numpy, pandas and matplotlib imported,
     started on first use; ``aclose()`` stops it (so does the end of the process).
+
+    ``ExecutionOptions(packages=[...])`` runs the code in an environment that has them,
+    found or built (outside the sandbox) by ``environments``, an
+    :class:`~sandbox_tool.environments.EnvironmentManager` (default: one for the
+    engine's interpreter, the user's cache dir and the default install policy).
     """
 
     def __init__(
@@ -63,8 +71,11 @@ class PythonSandbox:
         interpreter: str | None = None,
         options: ExecutionOptions | None = None,
         warm: bool = True,
+        environments: EnvironmentManager | None = None,
     ) -> None:
         self.passed_over: list[EngineInfo] = []
+        self._environments = environments
+        self._owns_environments = environments is None
         if isinstance(engine, Engine):
             self.engine = engine
         elif engine == "auto":
@@ -84,10 +95,38 @@ class PythonSandbox:
     def engine_name(self) -> str:
         return self.engine.name
 
+    @property
+    def environments(self) -> EnvironmentManager:
+        """What finds and builds the environments ``packages`` ask for (made on first use)."""
+        if self._environments is None:
+            from sandbox_tool.environments.manager import EnvironmentManager
+
+            self._environments = EnvironmentManager(python=self.engine.interpreter)
+        return self._environments
+
+    async def _in_environment(self, options: ExecutionOptions) -> ExecutionOptions:
+        """``options`` with the environment their packages need (built if needed)."""
+        if not options.packages and options.environment is None:
+            return options
+        if not self.engine.supports_environments:
+            raise UsageError(
+                f"the {self.engine.name} engine cannot run code in another environment; "
+                "drop ExecutionOptions.packages or choose the native or process engine"
+            )
+        return await self.environments.resolve(options)
+
     async def start(self) -> PythonSandbox:
         """Warm the engine up now rather than on the first execution."""
         await self.engine.start()
         return self
+
+    async def prepare(self, options: ExecutionOptions | dict[str, Any] | None = None) -> None:
+        """Make ready what executions with ``options`` need: their environment (built if
+        needed) and, on a warm engine, its pool, so that the next execution is warm."""
+        opts = await self._in_environment(check_call("", None, options, self.default_options))
+        warm_up = getattr(self.engine, "prepare_environment", None)
+        if opts.environment is not None and warm_up is not None:
+            await warm_up(opts.environment)
 
     async def execute(
         self,
@@ -101,7 +140,7 @@ class PythonSandbox:
         :class:`~sandbox_tool.errors.SandboxError` carrying the output produced so far.
         """
         opts = check_call(code, inputs, options, self.default_options)
-        return await self.engine.execute(code, inputs, opts)
+        return await self.engine.execute(code, inputs, await self._in_environment(opts))
 
     def execute_sync(
         self,
@@ -121,7 +160,7 @@ class PythonSandbox:
         """A started :class:`~sandbox_tool.session.Session`; ``aclose()`` it when done
         (or use :meth:`session`)."""
         opts = check_call("", None, options, self.default_options)
-        return await self.engine.open_session(opts, idle_timeout)
+        return await self.engine.open_session(await self._in_environment(opts), idle_timeout)
 
     @contextlib.asynccontextmanager
     async def session(
@@ -148,6 +187,8 @@ class PythonSandbox:
 
     async def aclose(self) -> None:
         await self.engine.aclose()
+        if self._owns_environments and self._environments is not None:
+            self._environments.close()
 
     async def __aenter__(self) -> PythonSandbox:
         return await self.start()

@@ -136,6 +136,12 @@ class Session:
         memory limit and policies are those it was opened with.
         """
         opts = check_call(code, inputs, options, self.default_options)
+        if opts.packages and opts.packages != self.default_options.packages:
+            raise UsageError(
+                "a session's packages are chosen when it opens (it has: "
+                f"{', '.join(self.default_options.packages) or 'none'}); open a new session "
+                "with ExecutionOptions(packages=[...])"
+            )
         async with self._lock:
             if self._closed:
                 raise UsageError(f"this session has ended ({self._ended_because}); open a new one")

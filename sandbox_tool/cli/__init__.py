@@ -7,6 +7,7 @@ function that runs it.
     sandbox-tool run [FILE|-] [--engine NAME] [--json] ...   (sandbox_tool.cli.run)
     sandbox-tool engines [--json]                            (sandbox_tool.cli.engines)
     sandbox-tool agent QUESTION FILE... [--api API] ...      (sandbox_tool.cli.agent)
+    sandbox-tool env create|install|list|remove|prune        (sandbox_tool.cli.env)
 
 Exit status: 0 success, 1 the code failed or hit a limit, 2 a usage or engine error.
 """
@@ -18,13 +19,14 @@ import sys
 
 import sandbox_tool.cli.agent as agent_command
 import sandbox_tool.cli.engines as engines_command
+import sandbox_tool.cli.env as env_command
 import sandbox_tool.cli.run as run_command
 from sandbox_tool.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parser
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
 
 #: The subcommands, in the order ``--help`` lists them.
-COMMANDS = (run_command, engines_command, agent_command)
+COMMANDS = (run_command, engines_command, env_command, agent_command)
 
 
 def parser() -> argparse.ArgumentParser:

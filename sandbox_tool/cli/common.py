@@ -66,6 +66,14 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
         help="expose a host file read-only in the code's work dir",
     )
     parser.add_argument("--network", action="store_true", help="let the code use the network")
+    parser.add_argument(
+        "--package",
+        dest="packages",
+        action="append",
+        default=[],
+        metavar="PKG",
+        help="run in an environment that has PKG (installed first if the policy allows)",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> ExecutionOptions:
@@ -92,6 +100,7 @@ def options_from_args(args: argparse.Namespace) -> ExecutionOptions:
         "env_vars": env,
         "files": files,
         "network": args.network,
+        "packages": getattr(args, "packages", []),
         "memory_mb": args.memory_mb,
         "cpu_seconds": args.cpu_seconds,
         "timeout": args.timeout,

@@ -90,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         # one execution: a warm template would cost more to start than it saves
         sandbox = PythonSandbox(args.engine, warm=False)
+        if options.packages:  # a build shows its progress on stderr
+            from sandbox_tool.environments.progress import for_stream
+
+            sandbox.environments.progress = for_stream(sys.stderr)
         result: ExecutionResult | SandboxError = sandbox.execute_sync(code, inputs, options)
     except ExecutionFailed as exc:
         result, status = exc, EXIT_FAILED

@@ -73,6 +73,9 @@ class Engine(abc.ABC):
     summary: ClassVar[str]
     #: Whether :meth:`open_session` works on this engine.
     supports_sessions: ClassVar[bool] = False
+    #: Whether it runs code in a built environment (``ExecutionOptions.environment``, a
+    #: venv on this host); ``PythonSandbox`` refuses ``packages`` on an engine without.
+    supports_environments: ClassVar[bool] = False
 
     def __init__(self, interpreter: str | None = None) -> None:
         #: The Python that runs the code (default: the one running this process).

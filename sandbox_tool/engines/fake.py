@@ -28,6 +28,8 @@ class FakeEngine(Engine):
     name = "fake"
     security_level = 0
     summary = "runs nothing: answers with a handler; for tests"
+    #: It records the options, ``environment`` included, and runs nothing.
+    supports_environments = True
 
     def __init__(self, handler: Handler) -> None:
         super().__init__()

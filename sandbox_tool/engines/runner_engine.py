@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sandbox_tool.budgets import Budgets
 from sandbox_tool.engines.base import Engine, EngineInfo
+from sandbox_tool.engines.environment_pools import EnvironmentPools
 from sandbox_tool.engines.isolation.base import Isolation
 from sandbox_tool.engines.runners import fontcache, requests
 from sandbox_tool.engines.runners.answers import AnswerContext, Fallback, to_result
@@ -43,7 +44,9 @@ from sandbox_tool.engines.runners.proctree import kill_tree
 from sandbox_tool.engines.runners.runner import Runner
 from sandbox_tool.engines.runners.template import TEMPLATE_BOOTSTRAP
 from sandbox_tool.engines.runners.workspace import Workspace, remove_stale
-from sandbox_tool.errors import EngineUnavailable
+from sandbox_tool.environments.environment import Environment
+from sandbox_tool.environments.requirements import Requirement
+from sandbox_tool.errors import EngineUnavailable, UsageError
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
 from sandbox_tool.runner import protocol
@@ -95,6 +98,7 @@ class RunnerEngine(Engine):
     (:meth:`make_isolation`). ``isolation`` overrides the default strategy."""
 
     supports_sessions = True
+    supports_environments = True
     #: Offers a warm path (runners forked from a template) where the platform allows.
     offers_warm: ClassVar[bool] = True
 
@@ -125,6 +129,13 @@ class RunnerEngine(Engine):
         self.pool_size = pool_size
         self._font_cache: Path | None = None
         self._pool: WarmPool | None = None
+        #: The warm pools of other environments (``ExecutionOptions.environment``): closed
+        #: after ``environment_idle_seconds`` unused, at most ``max_environment_pools``.
+        self.environment_idle_seconds = 300.0
+        self.max_environment_pools = 4
+        self._env_pools: EnvironmentPools | None = None
+        self._env_fonts: dict[str, Path | None] = {}
+        self._lent: dict[int, str] = {}  # id(runner) -> the environment whose pool lent it
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._started = False
         self._start_lock = threading.Lock()
@@ -175,42 +186,86 @@ class RunnerEngine(Engine):
                 )
                 pool.start()
                 self._pool = pool
-                # an engine dropped without aclose() still stops its template
-                self._finalizer = weakref.finalize(self, pool.close)
+                env_pools = EnvironmentPools(
+                    self._environment_pool,
+                    idle_seconds=self.environment_idle_seconds,
+                    max_pools=self.max_environment_pools,
+                )
+                self._env_pools = env_pools
+                # an engine dropped without aclose() still stops its templates
+                self._finalizer = weakref.finalize(self, _close_pools, pool, env_pools)
             self._started = True
 
     async def aclose(self) -> None:
         pool, self._pool = self._pool, None
+        env_pools, self._env_pools = self._env_pools, None
         self._started = False
         if pool is not None:
             if self._finalizer is not None:
                 self._finalizer.detach()
-            await asyncio.to_thread(pool.close)
+            await asyncio.to_thread(_close_pools, pool, env_pools)
 
     @property
     def pool(self) -> WarmPool | None:
         """The warm pool, once started (None on the cold path)."""
         return self._pool
 
+    @property
+    def environment_pools(self) -> EnvironmentPools | None:
+        """The warm pools of other environments, once started (None on the cold path)."""
+        return self._env_pools
+
     def degraded(self, options: ExecutionOptions) -> list[str]:
         return self.isolation.degraded(options)
+
+    async def prepare_environment(self, env: Environment) -> None:
+        """Start ``env``'s warm pool now (it starts on first use otherwise)."""
+        await self.start()
+        pools = self._env_pools
+        if pools is not None:
+            await asyncio.to_thread(pools.acquire, env)
+            pools.release(env.key)
 
     # -- what a runner is given -------------------------------------------------------
 
     def _runner_argv(self, ws: Workspace, options: ExecutionOptions) -> list[str]:
-        argv = [self.interpreter, "-I", "-B", "-c", protocol.BOOTSTRAP, requests.RUNNER_PARENT]
+        python = options.environment.python if options.environment else self.interpreter
+        argv = [python, "-I", "-B", "-c", protocol.BOOTSTRAP, requests.RUNNER_PARENT]
         return self.isolation.wrap_argv(argv, ws, options)
 
-    def _template_argv(self) -> list[str]:
-        return [self.interpreter, "-I", "-B", "-c", TEMPLATE_BOOTSTRAP, requests.RUNNER_PARENT]
+    def _template_argv(self, python: str | None = None) -> list[str]:
+        python = python or self.interpreter
+        return [python, "-I", "-B", "-c", TEMPLATE_BOOTSTRAP, requests.RUNNER_PARENT]
 
-    def _template_env(self) -> dict[str, str]:
+    def _template_env(self, font_cache: Path | None = None) -> dict[str, str]:
         env = requests.base_env()
         env["HOME"] = "/"
         env["MPLBACKEND"] = "module://runner.mplbackend"
-        if self._font_cache is not None:
-            env["MPLCONFIGDIR"] = str(self._font_cache)
+        font_cache = font_cache or self._font_cache
+        if font_cache is not None:
+            env["MPLCONFIGDIR"] = str(font_cache)
         return env
+
+    def _fonts_of(self, env: Environment) -> Path | None:
+        """matplotlib's font cache for an environment's interpreter (built once)."""
+        if env.key not in self._env_fonts:
+            has = "matplotlib" in env.packages  # else there is no cache to build
+            self._env_fonts[env.key] = fontcache.warm(env.python) if has else None
+        return self._env_fonts[env.key]
+
+    def _environment_pool(self, env: Environment) -> WarmPool:
+        """A warm pool for ``env`` (not started): its template preloads the usual stack
+        and the packages the environment was asked for. Blocking."""
+        extra = sorted(env.import_names(Requirement.parse(r).name for r in env.requested))
+        return WarmPool(
+            self._template_argv(env.python),
+            env=self._template_env(self._fonts_of(env)),
+            preload=[*self.preload, *(m for m in extra if m not in self.preload)],
+            make_workspace=lambda: Workspace.create(self.work_root, {}, None),
+            make_setup=self._setup,
+            default_key=self.isolation.pool_key(ExecutionOptions()),
+            size=self.pool_size,
+        )
 
     def _setup(self, ws: Workspace, key: Any) -> protocol.RunnerSetup:
         return requests.runner_setup(ws, self.isolation.setup(ws, key))
@@ -218,14 +273,40 @@ class RunnerEngine(Engine):
     # -- taking a runner ------------------------------------------------------------------
 
     async def _take(self, options: ExecutionOptions) -> tuple[Runner, bool]:
-        """A runner for ``options`` and whether it came from the warm pool."""
+        """A runner for ``options`` and whether it came from a warm pool."""
+        env = options.environment
+        if options.packages and env is None:
+            raise UsageError(
+                "ExecutionOptions.packages are installed before an engine runs the code: run "
+                "through PythonSandbox, or resolve them with EnvironmentManager.resolve(options)"
+            )
+        if env is None or self._env_pools is None:
+            return await self._take_from(self._pool, options)
+        # its pool, running (never blocks the loop) or started now (in a thread)
+        pools = self._env_pools
+        pool = pools.acquire_started(env) or await asyncio.to_thread(pools.acquire, env)
+        try:
+            runner, warm = await self._take_from(pool, options)
+        except BaseException:
+            pools.release(env.key)
+            raise
+        self._lent[id(runner)] = env.key
+        return runner, warm
+
+    async def _take_from(
+        self, pool: WarmPool | None, options: ExecutionOptions
+    ) -> tuple[Runner, bool]:
         key = self.isolation.pool_key(options)
-        pool = self._pool
         if pool is not None and not options.files:
             ready = pool.take_ready(key)
             return (ready or await _shielded(pool.take, key, None)), True
         # exposed files must be in place before the sandbox is built
-        fonts = self._font_cache if pool is None else None
+        fonts = None
+        if pool is None:
+            env = options.environment
+            fonts = (
+                self._font_cache if env is None else await asyncio.to_thread(self._fonts_of, env)
+            )
         ws = await asyncio.to_thread(Workspace.create, self.work_root, options.files, fonts)
         try:
             if pool is not None:
@@ -241,12 +322,16 @@ class RunnerEngine(Engine):
     async def _give_back(self, runner: Runner, warm: bool, channel: RunnerChannel) -> None:
         """The runner is done with: warm ones go back to the pool, which lets them end
         and removes them in the background; a cold one is waited for here."""
-        pool = self._pool
+        env_key, env_pools = self._lent.pop(id(runner), None), self._env_pools
+        pool = self._pool if env_key is None or env_pools is None else env_pools.pool_of(env_key)
         if warm and pool is not None:
             await channel.close()
             # torn down once the caller has its answer (waking the pool's threads now
             # would delay it)
             asyncio.get_running_loop().call_soon(pool.release, runner)
+            if env_key is not None and env_pools is not None:
+                # after the runner went back: only then may an idle pool be closed
+                asyncio.get_running_loop().call_soon(env_pools.release, env_key)
             return
         ended = await channel.ended(_END_SECONDS)
         await channel.close()
@@ -309,6 +394,12 @@ class RunnerEngine(Engine):
         """A session is over: stop its runner and give it back."""
         await channel.kill()
         await self._give_back(runner, warm, channel)
+
+
+def _close_pools(pool: WarmPool, env_pools: EnvironmentPools | None) -> None:
+    pool.close()
+    if env_pools is not None:
+        env_pools.close()
 
 
 def _fallback(ws: Workspace, options: ExecutionOptions) -> Fallback:

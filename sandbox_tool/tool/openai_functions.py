@@ -80,19 +80,23 @@ class OpenAIFunctions:
         self.strict = strict
 
     def chat_completions_tools(self) -> list[dict[str, Any]]:
-        """``tools=`` for ``client.chat.completions.create``."""
-        spec = self.tool.spec
-        function = {
-            "name": spec.name,
-            "description": spec.description,
-            "parameters": spec.parameters,
-            "strict": self.strict,
-        }
-        return [{"type": "function", "function": function}]
+        """``tools=`` for ``client.chat.completions.create`` (``install_packages`` too when
+        the tool has installs on)."""
+        return [
+            {
+                "type": "function",
+                "function": {
+                    "name": spec.name,
+                    "description": spec.description,
+                    "parameters": spec.parameters,
+                    "strict": self.strict,
+                },
+            }
+            for spec in self.tool.specs
+        ]
 
     def responses_tools(self) -> list[dict[str, Any]]:
         """``tools=`` for ``client.responses.create``."""
-        spec = self.tool.spec
         return [
             {
                 "type": "function",
@@ -101,6 +105,7 @@ class OpenAIFunctions:
                 "parameters": spec.parameters,
                 "strict": self.strict,
             }
+            for spec in self.tool.specs
         ]
 
     async def handle(self, call: Any) -> ToolReply:
@@ -151,6 +156,8 @@ class OpenAIFunctions:
         return run_sync(self.handle_turn(calls))
 
     async def _outcome(self, name: Any, arguments: Any) -> ToolOutcome:
+        if self.tool.installer is not None:
+            return await self.tool.call(str(name), arguments)
         if name != self.tool.name:
             text = f"There is no tool named {name!r}; the only tool is {self.tool.name}."
             return ToolOutcome(ok=False, text=text)

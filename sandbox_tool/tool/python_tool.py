@@ -28,6 +28,7 @@ from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import Artifact, ExecutionResult
 from sandbox_tool.sandbox import run_sync
 from sandbox_tool.tool.description import describe_tool
+from sandbox_tool.tool.installs import PackageInstaller
 from sandbox_tool.tool.interpreter import InterpreterInfo, inspect_interpreter
 from sandbox_tool.tool.loop_thread import LoopThread, OnLoop
 from sandbox_tool.tool.messages import (
@@ -111,6 +112,10 @@ class PythonTool:
     :data:`~sandbox_tool.tool.description.WORK_LIBRARIES`, since the rest of the
     environment is the host's own tooling. To choose what the model is told, choose
     the policy: an allow-list names what you list.
+
+    ``installs=True`` adds the ``install_packages`` tool (:attr:`specs`, :meth:`call`):
+    the model may ask for the packages the sandbox's install policy allows
+    (:mod:`sandbox_tool.tool.installs`).
     """
 
     def __init__(
@@ -123,6 +128,7 @@ class PythonTool:
         keeps_state: bool | None = None,
         max_output_chars: int = 4000,
         images: bool = True,
+        installs: bool = False,
     ) -> None:
         self.runner = runner
         self.options = options or runner.default_options
@@ -135,6 +141,13 @@ class PythonTool:
         #: Show plots to the model as images (the adapters attach them); False for
         #: text-only models, whose messages then say the plots are not shown.
         self.images = images
+        #: The ``install_packages`` tool, when ``installs`` is on.
+        self.installer: PackageInstaller | None = None
+        if installs:
+            manager = getattr(runner, "environments", None)
+            if manager is None:
+                raise UsageError("installs=True needs a PythonSandbox (it builds environments)")
+            self.installer = PackageInstaller(self, manager)
 
     @property
     def info(self) -> InterpreterInfo:
@@ -147,7 +160,29 @@ class PythonTool:
     def spec(self) -> ToolSpec:
         """Name, description (from the real configuration) and argument schema."""
         description = describe_tool(self.options, self.info, keeps_state=self.keeps_state)
+        if self.installer is not None:
+            description += "\n" + self.installer.hint()
         return ToolSpec(name=self.name, description=description)
+
+    @property
+    def specs(self) -> list[ToolSpec]:
+        """Every tool this one offers the model: ``run_python``, and ``install_packages``
+        when installs are on."""
+        return [self.spec] + ([self.installer.spec] if self.installer is not None else [])
+
+    async def call(
+        self, name: str, arguments: str | dict[str, Any] | None, *, images: bool | None = None
+    ) -> ToolOutcome:
+        """Answer a call of one of :attr:`specs` by name (an unknown name gets a message)."""
+        if name == self.name:
+            return await self.run_arguments(arguments, images=images)
+        if self.installer is not None and name == self.installer.name:
+            done = await self.installer.run_arguments(arguments)
+            return ToolOutcome(ok=done.ok, text=done.text, error=done.error)
+        names = " and ".join(spec.name for spec in self.specs)
+        return ToolOutcome(
+            ok=False, text=f"There is no tool named {name!r}; the tools are {names}."
+        )
 
     def _context(self, images: bool | None = None) -> MessageContext:
         return MessageContext(
@@ -173,9 +208,10 @@ class PythonTool:
         try:
             result = await self.runner.execute(code, options=self.options)
         except ExecutionFailed as exc:
+            hint = self.installer.missing_hint(exc) if self.installer is not None else None
             return ToolOutcome(
                 ok=False,
-                text=format_error(exc, context, code),
+                text=format_error(exc, context, code) + (f"\n{hint}" if hint else ""),
                 error=exc.to_dict(),
                 artifacts=exc.artifacts,
             )
@@ -225,8 +261,10 @@ class PythonTool:
         """:meth:`aclose` for synchronous code."""
         run_sync(self.aclose())
 
-    def _with_runner(self, runner: CodeRunner) -> PythonTool:
-        return PythonTool(
+    def _with_runner(self, runner: CodeRunner, reopen: Any = None) -> PythonTool:
+        """The tool of one conversation on ``runner`` (a session); ``reopen(options)``
+        opens a new session when an install changes the environment."""
+        inner = PythonTool(
             runner,
             options=self.options,
             name=self.name,
@@ -235,6 +273,9 @@ class PythonTool:
             max_output_chars=self.max_output_chars,
             images=self.images,
         )
+        if self.installer is not None:
+            inner.installer = self.installer.bind(inner, reopen=reopen)
+        return inner
 
     async def _open_session(self) -> Any:
         """A session on the runner, or ``None`` where it has none."""
@@ -259,10 +300,14 @@ class PythonTool:
         if session is None:
             yield self
             return
+        inner = None
         try:
-            yield self._with_runner(session)
+            inner = self._with_runner(session, getattr(self.runner, "open_session", None))
+            yield inner
         finally:
-            await session.aclose()
+            # an install may have replaced the session with one in its environment
+            current = inner.runner if inner is not None else session
+            await getattr(current, "aclose", session.aclose)()
 
     @contextlib.contextmanager
     def conversation_sync(self) -> Iterator[PythonTool]:
@@ -274,9 +319,18 @@ class PythonTool:
             if session is None:
                 yield self
                 return
+            opener = getattr(self.runner, "open_session", None)
+
+            async def reopen(options: ExecutionOptions) -> OnLoop:
+                assert opener is not None  # a session was opened with it
+                return OnLoop(await thread.forward(opener(options)), thread)
+
+            inner = self._with_runner(OnLoop(session, thread), reopen)
             try:
-                yield self._with_runner(OnLoop(session, thread))
+                yield inner
             finally:
-                thread.run(session.aclose())
+                # an install may have replaced the session with one in its environment
+                current = inner.runner
+                thread.run((current.runner if isinstance(current, OnLoop) else session).aclose())
         finally:
             thread.close()

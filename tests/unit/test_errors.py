@@ -22,6 +22,9 @@ CASES = [
     errors.CpuLimitExceeded("cpu", limit=2),
     errors.MemoryLimitExceeded("mem", limit=256, peak_memory_mb=250.0),
     errors.OutputLimitExceeded("out", limit=1024),
+    errors.PackageNotAllowed("not on the list", package="evil"),
+    errors.PackageNotFound("no such package", package="nope"),
+    errors.PackageInstallFailed("no wheel", package="oldthing"),
     errors.EngineUnavailable("no kvm", engine="microsandbox"),
     errors.EngineError("broken"),
     errors.UsageError("bad"),
@@ -43,7 +46,7 @@ def test_every_public_error_is_mapped() -> None:
         for name in errors.__all__
         if isinstance(cls := getattr(errors, name), type) and issubclass(cls, SandboxError)
     }
-    abstract = {SandboxError, errors.ExecutionFailed}
+    abstract = {SandboxError, errors.ExecutionFailed, errors.PackageError}
     assert public - abstract == {type(e) for e in CASES}
 
 

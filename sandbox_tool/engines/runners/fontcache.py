@@ -25,7 +25,9 @@ def cache_root() -> Path:
 def warm(interpreter: str, *, timeout: float = 120.0) -> Path | None:
     """The font cache dir for ``interpreter``, built if needed; None without matplotlib."""
     real = os.path.realpath(interpreter)
-    key = hashlib.sha256(f"{real}:{os.stat(real).st_mtime_ns}".encode()).hexdigest()[:16]
+    # the path as given too: a venv's interpreter is its base's, with its own matplotlib
+    named = f"{os.path.abspath(interpreter)}:{real}:{os.stat(real).st_mtime_ns}"
+    key = hashlib.sha256(named.encode()).hexdigest()[:16]
     target = cache_root() / f"mpl-{key}"
     if any(target.glob(_PATTERN)):
         return target
