@@ -38,6 +38,7 @@ from sandbox_tool.errors import (
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
 from sandbox_tool.runner.framing import encode_frame
+from sandbox_tool.streaming import OnOutput, relay
 
 if TYPE_CHECKING:
     from sandbox_tool.engines.isolation.base import Isolation
@@ -129,11 +130,14 @@ class Session:
         code: str,
         inputs: Any = None,
         options: ExecutionOptions | dict[str, Any] | None = None,
+        *,
+        on_output: OnOutput | None = None,
     ) -> ExecutionResult:
         """Run one cell in the session's interpreter (its variables persist).
 
         ``options`` give this cell's wall clock, CPU and output limits; the session's
-        memory limit and policies are those it was opened with.
+        memory limit and policies are those it was opened with. ``on_output`` gets what
+        the cell prints while it runs (:mod:`sandbox_tool.streaming`).
         """
         opts = check_call(code, inputs, options, self.default_options)
         async with self._lock:
@@ -143,9 +147,10 @@ class Session:
             try:
                 # the CPU budget is the cell's: what earlier cells used is not counted
                 limits = dataclasses.replace(cell.limits, cpu_base=self._cpu_used)
-                ex = await self._channel.exchange(
-                    encode_frame(cell.frame), ready=False, cell=limits, timeout=opts.timeout
-                )
+                async with relay(on_output) as tap:
+                    ex = await self._channel.exchange(encode_frame(cell.frame), ready=False,
+                                                      cell=limits, timeout=opts.timeout,
+                                                      on_output=tap)  # fmt: skip
             except asyncio.CancelledError:
                 await asyncio.shield(self._end("a cell was cancelled"))
                 raise
