@@ -9,6 +9,9 @@ content is the text for the model and whose ``artifact`` is the
 >>> message = tool.invoke(ai_message.tool_calls[0])                             # doctest: +SKIP
 >>> message.artifact.images                                                     # doctest: +SKIP
 [Artifact(name='figure-1.png', mime_type='image/png', kind='figure')]
+
+While the code runs, what it prints goes to the run's callbacks: ``on_text`` and the
+custom event :data:`OUTPUT_EVENT` (``astream_events`` shows it).
 """
 
 from __future__ import annotations
@@ -31,10 +34,11 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     ) from exc
 
 from sandbox_tool.sandbox import run_sync
+from sandbox_tool.streaming import OnOutput, Output
 from sandbox_tool.tool.python_tool import PythonTool, ToolOutcome
 from sandbox_tool.tool.spec import CODE_DESCRIPTION, ArgumentsError, parse_arguments
 
-__all__ = ["LangChainPythonTool", "RunPythonArgs", "images_message"]
+__all__ = ["OUTPUT_EVENT", "LangChainPythonTool", "RunPythonArgs", "images_message"]
 
 
 class RunPythonArgs(BaseModel):
@@ -68,18 +72,55 @@ class LangChainPythonTool(BaseTool):
     async def _arun(
         self, code: str, run_manager: AsyncCallbackManagerForToolRun | None = None
     ) -> tuple[str, ToolOutcome]:
+        return await self._call(code, _forward_async(run_manager))
+
+    def _run(
+        self, code: str, run_manager: CallbackManagerForToolRun | None = None
+    ) -> tuple[str, ToolOutcome]:
+        return run_sync(self._call(code, _forward_sync(run_manager)))
+
+    async def _call(self, code: str, on_output: OnOutput | None) -> tuple[str, ToolOutcome]:
         try:
             code = parse_arguments({"code": code})
         except ArgumentsError as exc:
             outcome = ToolOutcome(ok=False, text=self.python_tool.arguments_message(exc))
         else:
-            outcome = await self.python_tool.run(code)
+            outcome = await self.python_tool.run(code, on_output=on_output)
         return outcome.text, outcome
 
-    def _run(
-        self, code: str, run_manager: CallbackManagerForToolRun | None = None
-    ) -> tuple[str, ToolOutcome]:
-        return run_sync(self._arun(code))
+
+#: The custom event that carries the code's output while it runs (``astream_events``
+#: shows it as ``on_custom_event`` with this name and ``{"stream", "text"}`` as data);
+#: callback handlers also get the text through ``on_text``.
+OUTPUT_EVENT = "sandbox_tool_output"
+
+
+def _forward_async(run_manager: AsyncCallbackManagerForToolRun | None) -> OnOutput | None:
+    """The code's output to the tool run's callbacks, as it is printed."""
+    if run_manager is None:
+        return None
+    children = run_manager.get_child()
+
+    async def forward(event: Output) -> None:
+        await run_manager.on_text(event.text, stream=event.stream)
+        data = {"stream": event.stream, "text": event.text}
+        await children.on_custom_event(OUTPUT_EVENT, data, run_id=run_manager.run_id)
+
+    return forward
+
+
+def _forward_sync(run_manager: CallbackManagerForToolRun | None) -> OnOutput | None:
+    """:func:`_forward_async` for the sync path (called on the loop ``run_sync`` runs)."""
+    if run_manager is None:
+        return None
+    children = run_manager.get_child()
+
+    def forward(event: Output) -> None:
+        run_manager.on_text(event.text, stream=event.stream)
+        data = {"stream": event.stream, "text": event.text}
+        children.on_custom_event(OUTPUT_EVENT, data, run_id=run_manager.run_id)
+
+    return forward
 
 
 def _brief(exc: Exception) -> ArgumentsError:

@@ -26,6 +26,7 @@ from sandbox_tool.errors import EngineError, ExecutionFailed, UsageError
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import Artifact, ExecutionResult
 from sandbox_tool.sandbox import run_sync
+from sandbox_tool.streaming import OnOutput
 from sandbox_tool.tool.description import describe_tool
 from sandbox_tool.tool.interpreter import InterpreterInfo, inspect_interpreter
 from sandbox_tool.tool.messages import (
@@ -52,6 +53,8 @@ class CodeRunner(Protocol):
         code: str,
         inputs: Any = None,
         options: ExecutionOptions | dict[str, Any] | None = None,
+        *,
+        on_output: OnOutput | None = None,
     ) -> ExecutionResult: ...
 
 
@@ -146,10 +149,13 @@ class PythonTool:
             images=self.images,
         )
 
-    async def run(self, code: str) -> ToolOutcome:
-        """Run ``code``; every failure of the code becomes an outcome with ``ok=False``."""
+    async def run(self, code: str, *, on_output: OnOutput | None = None) -> ToolOutcome:
+        """Run ``code``; every failure of the code becomes an outcome with ``ok=False``.
+        ``on_output`` gets what the code prints while it runs (:mod:`sandbox_tool.streaming`)."""
+        # a runner written before streaming (without ``on_output``) still works without it
+        streaming: dict[str, Any] = {} if on_output is None else {"on_output": on_output}
         try:
-            result = await self.runner.execute(code, options=self.options)
+            result = await self.runner.execute(code, options=self.options, **streaming)
         except ExecutionFailed as exc:
             return ToolOutcome(
                 ok=False,
@@ -176,13 +182,15 @@ class PythonTool:
         """:meth:`run` for synchronous code."""
         return run_sync(self.run(code))
 
-    async def run_arguments(self, arguments: str | dict[str, Any] | None) -> ToolOutcome:
+    async def run_arguments(
+        self, arguments: str | dict[str, Any] | None, *, on_output: OnOutput | None = None
+    ) -> ToolOutcome:
         """Run a model's raw tool-call arguments; unusable ones get a message, not an error."""
         try:
             code = parse_arguments(arguments)
         except ArgumentsError as exc:
             return ToolOutcome(ok=False, text=self.arguments_message(exc))
-        return await self.run(code)
+        return await self.run(code, on_output=on_output)
 
     def arguments_message(self, problem: Exception) -> str:
         """The message for a call whose arguments could not be used."""
