@@ -116,6 +116,16 @@ class Session:
             raise EngineError("the session's sandbox did not report its isolation layers")
         self._touch()
 
+    @property
+    def closed(self) -> bool:
+        """Whether the session has ended (closed, idle too long, or a cell hit a limit)."""
+        return self._closed
+
+    @property
+    def ended_because(self) -> str | None:
+        """Why it ended, as the next cell's error says it (None while it is open)."""
+        return self._ended_because
+
     def _touch(self) -> None:
         if self._idle is not None:
             self._idle.cancel()

@@ -34,6 +34,16 @@ class EngineSession(Protocol):
     #: Variables, imports and DataFrames last across its cells.
     keeps_state: bool
 
+    @property
+    def closed(self) -> bool:
+        """Whether it has ended (closed, idle too long, or a cell hit a limit)."""
+        ...
+
+    @property
+    def ended_because(self) -> str | None:
+        """Why it ended (None while it is open)."""
+        ...
+
     async def execute(
         self,
         code: str,
