@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ["numpy", "pandas", "matplotlib", "langchain_core", "openai", "microsandbox"]
+HEAVY = [
+    "numpy", "pandas", "matplotlib", "langchain_core", "openai", "microsandbox", "mcp", "uvicorn"
+]  # fmt: skip
 
 
 def test_import_is_light() -> None:
