@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from sandbox_tool.engines.base import EngineSession
-from sandbox_tool.errors import SessionsNotSupported
+from sandbox_tool.errors import SessionsNotSupported, UsageError
 from sandbox_tool.sandbox import PythonSandbox
 from sandbox_tool.streaming import OnOutput
 from sandbox_tool.tool import CodeRunner, PythonTool, ToolOutcome
@@ -83,15 +83,31 @@ class Conversations:
         if conversation is None:
             outcome = await self.stateless_tool.run(code, on_output=on_output)
         else:
-            conversation.busy += 1
             try:
-                outcome = await conversation.tool.run(code, on_output=on_output)
-            finally:
-                conversation.busy -= 1
-                conversation.used = time.monotonic()
+                outcome = await self._run(conversation, code, on_output)
+            except UsageError:
+                if not conversation.session.closed:
+                    raise
+                # it ended while this call waited for the one before (cancelled, or past
+                # a limit) and the code did not run: run it in a fresh session
+                conversation, note = await self._conversation(key)
+                if conversation is None:
+                    outcome = await self.stateless_tool.run(code, on_output=on_output)
+                else:
+                    outcome = await self._run(conversation, code, on_output)
         if note:
             outcome = outcome.model_copy(update={"text": f"{note}\n\n{outcome.text}"})
         return outcome
+
+    async def _run(
+        self, conversation: _Conversation, code: str, on_output: OnOutput
+    ) -> ToolOutcome:
+        conversation.busy += 1
+        try:
+            return await conversation.tool.run(code, on_output=on_output)
+        finally:
+            conversation.busy -= 1
+            conversation.used = time.monotonic()
 
     async def _conversation(self, key: str) -> tuple[_Conversation | None, str]:
         """The client's open conversation (opened now if needed), and a note for the model

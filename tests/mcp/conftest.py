@@ -77,19 +77,22 @@ time.sleep(300)
 """
 
 
-async def cancel_once_running(c: Client, listener: Listener) -> tuple[list[int], list[int]]:
-    """Start :data:`LONG`, cancel the call once it printed its pids (so it surely runs);
-    the pids, and those still alive a while later."""
+async def cancel_once_running(c: Client, listener: Listener, then: str) -> tuple[list[int], Any]:
+    """Start :data:`LONG`; once it printed its pids (so it surely runs), send a call of
+    ``then`` (it waits for the long one in the same session) and cancel the long one.
+    The long call's pids, and the result of ``then``."""
     listener.got_log.clear()
     long = asyncio.ensure_future(c.call_tool("run_python", {"code": LONG}))
     while not any("pid=" in str(data) for _, data in listener.logs):
         await asyncio.wait_for(listener.got_log.wait(), 60)
         listener.got_log.clear()
     pids = pids_in(" ".join(str(data) for _, data in listener.logs))
+    following = asyncio.ensure_future(c.call_tool("run_python", {"code": then}))
+    await asyncio.sleep(0.2)  # let it reach the server first
     long.cancel()
     with pytest.raises(asyncio.CancelledError):
         await long
-    return pids, await asyncio.to_thread(wait_gone, pids)
+    return pids, await following
 
 
 def wait_gone(pids: list[int], seconds: float = 15.0) -> list[int]:

@@ -94,8 +94,8 @@ def test_cancelling_a_call_over_http_kills_its_sandbox(http_url: str) -> None:
     async def go() -> tuple[list[int], list[int], Any]:
         listener = Listener()
         async with client(http_url, listener, mode="legacy") as c:
-            pids, alive = await cancel_once_running(c, listener)
-            after = await c.call_tool("run_python", {"code": "1 + 1"})
+            pids, after = await cancel_once_running(c, listener, then="1 + 1")
+            alive = await asyncio.to_thread(wait_gone, pids)
         return pids, alive, after
 
     pids, alive, after = asyncio.run(go())

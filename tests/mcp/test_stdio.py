@@ -16,7 +16,15 @@ import pytest
 from sandbox_tool import PythonSandbox
 from sandbox_tool.tool import PythonTool
 
-from .conftest import PNG_MAGIC, Listener, cancel_once_running, client, stdio_server, text_of
+from .conftest import (
+    PNG_MAGIC,
+    Listener,
+    cancel_once_running,
+    client,
+    stdio_server,
+    text_of,
+    wait_gone,
+)
 
 PLOT = """
 import matplotlib.pyplot as plt
@@ -50,8 +58,9 @@ async def _conversation() -> Seen:
         failed = await c.call_tool("run_python", {"code": FAILING})
         first = await c.call_tool("run_python", {"code": "x = 41"})
         second = await c.call_tool("run_python", {"code": "x + 1"})
-        pids, alive = await cancel_once_running(c, listener)
-        after = await c.call_tool("run_python", {"code": "result = 'next'"})
+        # the next call waits in the same session while the long one is cancelled
+        pids, after = await cancel_once_running(c, listener, then="result = 'next'")
+        alive = await asyncio.to_thread(wait_gone, pids)
     return Seen(tools, plot, failed, first, second, pids, alive, after, listener)
 
 
