@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -75,6 +76,7 @@ class SandboxServer:
             idle_timeout=settings.idle_timeout, max_sessions=settings.max_sessions,
         )  # fmt: skip
         self._levels: dict[str | None, types.LoggingLevel] = {}
+        self._warming: asyncio.Future[Any] | None = None
         self.server: Server[Any] = Server(
             "sandbox-tool",
             version=__version__,
@@ -89,12 +91,18 @@ class SandboxServer:
         )
 
     async def start(self) -> None:
-        """Start the engine (its warm pool) and read the interpreter's libraries now, so
-        that a broken configuration fails before any client connects."""
-        await self.sandbox.start()
+        """Read the interpreter's libraries (the tool's description) now, and start the
+        engine (its warm pool) in the background: clients connect and list the tool
+        without waiting for it, the first call waits if it must."""
         await asyncio.to_thread(lambda: self.conversations.stateless_tool.spec)
+        self._warming = asyncio.ensure_future(self.sandbox.start())
+        self._warming.add_done_callback(_report_failure)
 
     async def aclose(self) -> None:
+        if self._warming is not None and not self._warming.done():
+            self._warming.cancel()
+            with contextlib.suppress(BaseException):
+                await self._warming
         await self.conversations.aclose()
         await self.sandbox.aclose()
 
@@ -146,6 +154,13 @@ class SandboxServer:
             outcome, self.sandbox.engine_name, "".join(reporter.stdout), "".join(reporter.stderr)
         )
         return call_result(outcome, images=tool.images, structured_content=data)
+
+
+def _report_failure(warming: asyncio.Future[Any]) -> None:
+    """An engine that cannot start: said on stderr now; each call's message says it too."""
+    if not warming.cancelled() and warming.exception() is not None:
+        print(f"sandbox-tool mcp: the engine did not start: {warming.exception()}",
+              file=sys.stderr, flush=True)  # fmt: skip
 
 
 @contextlib.contextmanager
