@@ -139,6 +139,13 @@ def _post_initialize(url: str, headers: dict[str, str]) -> int:
         return exc.code
 
 
+def test_on_loopback_a_web_page_cannot_reach_it_through_the_browser(http_url: str) -> None:
+    # DNS rebinding (a name of the page's, resolving to 127.0.0.1) and cross-origin posts
+    assert _post_initialize(http_url, {"Origin": "http://evil.example"}) == 403
+    assert _post_initialize(http_url, {"Host": "evil.example"}) == 421
+    assert _post_initialize(http_url, {}) == 200
+
+
 def test_a_bearer_token_is_required_when_one_is_set(tmp_path: Path) -> None:
     with http_server(tmp_path, env={"SANDBOX_TOOL_MCP_TOKEN": TOKEN}) as url:
         assert _post_initialize(url, {}) == 401

@@ -1,13 +1,16 @@
-"""What a call tells its client while it runs, on a recording stand-in for the SDK's
-per-request session (the real one is exercised end to end in test_stdio and test_http)."""
+"""What a call tells its client while it runs (on a recording stand-in for the SDK's
+per-request session; the real one is exercised end to end in test_stdio and test_http),
+and how its result is rendered."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from sandbox_tool import Output
+from sandbox_tool import Artifact, Output
 from sandbox_tool.mcp_server.progress import CallReporter
+from sandbox_tool.mcp_server.results import call_result, structured
+from sandbox_tool.tool import ToolOutcome
 
 
 class Recorder:
@@ -63,3 +66,17 @@ def test_a_silent_call_still_shows_it_is_running() -> None:
     assert session.progress and all(
         m and m.startswith("still running") for _, m in session.progress
     )
+
+
+def test_a_text_only_client_gets_no_image_blocks_but_the_same_structured_result() -> None:
+    figure = Artifact(name="figure-1.png", mime_type="image/png", data=b"png", kind="figure")
+    outcome = ToolOutcome(ok=False, text="The code failed.", artifacts=[figure],
+                          error={"type": "ExecutionError", "message": "boom"})  # fmt: skip
+    data = structured(outcome, "native", "printed\n", "")
+    with_images = call_result(outcome, images=True, structured_content=data)
+    text_only = call_result(outcome, images=False, structured_content=data)
+    assert [b.type for b in with_images.content] == ["text", "image"]
+    assert [b.type for b in text_only.content] == ["text"] and text_only.is_error
+    assert data["stdout"] == "printed\n" and data["artifacts"] == [
+        {"name": "figure-1.png", "mime_type": "image/png", "size": 3}
+    ]
