@@ -106,6 +106,8 @@ class PythonSandbox:
         by line, while it runs: see :mod:`sandbox_tool.streaming`.
         """
         opts = check_call(code, inputs, options, self.default_options)
+        if on_output is None:  # an engine written before streaming still runs
+            return await self.engine.execute(code, inputs, opts)
         return await self.engine.execute(code, inputs, opts, on_output=on_output)
 
     def execute_sync(

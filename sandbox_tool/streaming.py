@@ -16,8 +16,10 @@ Every engine and every session takes ``on_output``. What it promises:
   delivered; the code's limits run on the host's clock, never the callback's. The result
   (or the error) carries the same text, decoded the same way: it stays the reference.
 - **Sync or async**: a plain function is called on the event loop (keep it quick: a
-  print, a queue put); a coroutine function is awaited. Either way the sandbox is never
-  held up: output is queued while the callback works.
+  print, a queue put; one that blocks blocks the loop, and the host's timeout with it);
+  a coroutine function is awaited, and may take its time (``await
+  asyncio.to_thread(...)`` for blocking work). Either way the sandbox is never held up:
+  output is queued while the callback works.
 - **Before the return**: every event is delivered before ``execute`` returns or raises,
   unless the callback is still busy :data:`DELIVERY_GRACE` seconds after the code
   ended; the rest is then dropped and a warning is logged.

@@ -179,3 +179,17 @@ def test_no_callback_costs_nothing() -> None:
             return tap
 
     assert asyncio.run(go()) is None
+
+
+class _BeforeStreaming(FakeEngine):
+    """An engine whose execute predates on_output."""
+
+    async def execute(self, code: str, inputs: Any, options: Any) -> ExecutionResult:  # type: ignore[override]
+        return ExecutionResult(result="old engine")
+
+
+def test_an_engine_written_before_streaming_runs_without_a_callback() -> None:
+    sandbox = PythonSandbox(_BeforeStreaming(lambda *a: ExecutionResult()))
+    assert sandbox.execute_sync("x").result == "old engine"
+    with pytest.raises(TypeError, match="on_output"):  # the contract tests say what is missing
+        sandbox.execute_sync("x", on_output=print)
