@@ -35,6 +35,7 @@ from sandbox_tool.policies import BuiltinsPolicy, ImportPolicy
 from sandbox_tool.result import Artifact, ExecutionResult
 from sandbox_tool.sandbox import PythonSandbox, create_default_sandbox
 from sandbox_tool.session import Session
+from sandbox_tool.streaming import OnOutput, Output
 
 __version__ = "0.1.0"
 
@@ -55,6 +56,8 @@ __all__ = [
     "ImportNotAllowed",
     "ImportPolicy",
     "MemoryLimitExceeded",
+    "OnOutput",
+    "Output",
     "OutputLimitExceeded",
     "PackageError",
     "PackageInstallFailed",

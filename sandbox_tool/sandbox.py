@@ -14,6 +14,7 @@ from sandbox_tool.engines.base import EngineSession
 from sandbox_tool.errors import EngineUnavailable, UsageError
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
+from sandbox_tool.streaming import OnOutput
 
 if TYPE_CHECKING:
     from sandbox_tool.environments.manager import EnvironmentManager
@@ -133,23 +134,33 @@ class PythonSandbox:
         code: str,
         inputs: Any = None,
         options: ExecutionOptions | dict[str, Any] | None = None,
+        *,
+        on_output: OnOutput | None = None,
     ) -> ExecutionResult:
         """Run ``code``; ``inputs`` (JSON-serialisable) is the variable ``inputs`` there.
 
         Returns an :class:`ExecutionResult` or raises a
         :class:`~sandbox_tool.errors.SandboxError` carrying the output produced so far.
+        ``on_output`` (a function or a coroutine function) gets what the code prints, line
+        by line, while it runs: see :mod:`sandbox_tool.streaming`.
         """
         opts = check_call(code, inputs, options, self.default_options)
-        return await self.engine.execute(code, inputs, await self._in_environment(opts))
+        opts = await self._in_environment(opts)
+        if on_output is None:  # an engine written before streaming still runs
+            return await self.engine.execute(code, inputs, opts)
+        return await self.engine.execute(code, inputs, opts, on_output=on_output)
 
     def execute_sync(
         self,
         code: str,
         inputs: Any = None,
         options: ExecutionOptions | dict[str, Any] | None = None,
+        *,
+        on_output: OnOutput | None = None,
     ) -> ExecutionResult:
-        """:meth:`execute` for code without an event loop."""
-        return run_sync(self.execute(code, inputs, options))
+        """:meth:`execute` for code without an event loop (``on_output`` is called on the
+        loop this runs, in this thread or a helper thread)."""
+        return run_sync(self.execute(code, inputs, options, on_output=on_output))
 
     async def open_session(
         self,

@@ -38,6 +38,7 @@ from sandbox_tool.errors import (
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
 from sandbox_tool.runner.framing import encode_frame
+from sandbox_tool.streaming import OnOutput, relay
 
 if TYPE_CHECKING:
     from sandbox_tool.engines.isolation.base import Isolation
@@ -115,6 +116,16 @@ class Session:
             raise EngineError("the session's sandbox did not report its isolation layers")
         self._touch()
 
+    @property
+    def closed(self) -> bool:
+        """Whether the session has ended (closed, idle too long, or a cell hit a limit)."""
+        return self._closed
+
+    @property
+    def ended_because(self) -> str | None:
+        """Why it ended, as the next cell's error says it (None while it is open)."""
+        return self._ended_because
+
     def _touch(self) -> None:
         if self._idle is not None:
             self._idle.cancel()
@@ -129,11 +140,14 @@ class Session:
         code: str,
         inputs: Any = None,
         options: ExecutionOptions | dict[str, Any] | None = None,
+        *,
+        on_output: OnOutput | None = None,
     ) -> ExecutionResult:
         """Run one cell in the session's interpreter (its variables persist).
 
         ``options`` give this cell's wall clock, CPU and output limits; the session's
-        memory limit and policies are those it was opened with.
+        memory limit and policies are those it was opened with. ``on_output`` gets what
+        the cell prints while it runs (:mod:`sandbox_tool.streaming`).
         """
         opts = check_call(code, inputs, options, self.default_options)
         if opts.packages and opts.packages != self.default_options.packages:
@@ -149,9 +163,10 @@ class Session:
             try:
                 # the CPU budget is the cell's: what earlier cells used is not counted
                 limits = dataclasses.replace(cell.limits, cpu_base=self._cpu_used)
-                ex = await self._channel.exchange(
-                    encode_frame(cell.frame), ready=False, cell=limits, timeout=opts.timeout
-                )
+                async with relay(on_output) as tap:
+                    ex = await self._channel.exchange(encode_frame(cell.frame), ready=False,
+                                                      cell=limits, timeout=opts.timeout,
+                                                      on_output=tap)  # fmt: skip
             except asyncio.CancelledError:
                 await asyncio.shield(self._end("a cell was cancelled"))
                 raise

@@ -8,6 +8,7 @@ function that runs it.
     sandbox-tool engines [--json]                            (sandbox_tool.cli.engines)
     sandbox-tool agent QUESTION FILE... [--api API] ...      (sandbox_tool.cli.agent)
     sandbox-tool env create|install|list|remove|prune        (sandbox_tool.cli.env)
+    sandbox-tool mcp [--http HOST:PORT] [--config FILE] ...  (sandbox_tool.cli.mcp)
 
 Exit status: 0 success, 1 the code failed or hit a limit, 2 a usage or engine error.
 """
@@ -20,13 +21,14 @@ import sys
 import sandbox_tool.cli.agent as agent_command
 import sandbox_tool.cli.engines as engines_command
 import sandbox_tool.cli.env as env_command
+import sandbox_tool.cli.mcp as mcp_command
 import sandbox_tool.cli.run as run_command
 from sandbox_tool.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parser
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
 
 #: The subcommands, in the order ``--help`` lists them.
-COMMANDS = (run_command, engines_command, env_command, agent_command)
+COMMANDS = (run_command, engines_command, env_command, mcp_command, agent_command)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
-"""``sandbox-tool run [FILE|-]``: one execution from the command line.
+"""``sandbox-tool run [FILE|-]``: one execution from the command line. The code's output
+is printed as it comes (after the run with ``--json``, inside the one JSON object).
 
 ::
 
@@ -26,6 +27,7 @@ from sandbox_tool.cli.common import (
 from sandbox_tool.errors import ExecutionFailed, SandboxError, UsageError
 from sandbox_tool.result import Artifact, ExecutionResult, error_json_dict, write_artifacts
 from sandbox_tool.sandbox import PythonSandbox
+from sandbox_tool.streaming import Output
 
 __all__ = ["register"]
 
@@ -59,10 +61,18 @@ def _write_artifacts(out: Path, artifacts: list[Artifact]) -> dict[str, str]:
     return {name: str(path) for name, path in written.items()}
 
 
+def _echo(event: Output) -> None:
+    """The code's output on ours, as it prints it."""
+    stream = sys.stdout if event.stream == "stdout" else sys.stderr
+    stream.write(event.text)
+    stream.flush()
+
+
 def _print_human(payload: dict[str, Any]) -> None:
+    """The outcome, after the code's output (which :func:`_echo` printed as it came)."""
     for stream, text in ((sys.stdout, payload["stdout"]), (sys.stderr, payload["stderr"])):
-        if text:
-            stream.write(text if text.endswith("\n") else text + "\n")
+        if text and not text.endswith("\n"):
+            stream.write("\n")  # the outcome starts on a line of its own
     err = payload["error"]
     if err:
         print(f"error [{err['type']}]: {err['message']}", file=sys.stderr)
@@ -94,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
             from sandbox_tool.environments.progress import for_stream
 
             sandbox.environments.progress = for_stream(sys.stderr)
-        result: ExecutionResult | SandboxError = sandbox.execute_sync(code, inputs, options)
+        result: ExecutionResult | SandboxError = sandbox.execute_sync(
+            code, inputs, options, on_output=None if args.json else _echo
+        )
     except ExecutionFailed as exc:
         result, status = exc, EXIT_FAILED
     except SandboxError as exc:

@@ -5,6 +5,8 @@ only what :class:`Engine` declares: :meth:`~Engine.probe`, :meth:`~Engine.create
 :meth:`~Engine.start`, :meth:`~Engine.execute`, :meth:`~Engine.open_session` (an
 engine without sessions says so with :class:`~sandbox_tool.errors.SessionsNotSupported`
 and ``supports_sessions = False``), :meth:`~Engine.degraded` and :meth:`~Engine.aclose`.
+Executions and sessions' cells stream their output to an ``on_output`` callback while
+the code runs (:mod:`sandbox_tool.streaming`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from sandbox_tool.errors import SessionsNotSupported
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
+from sandbox_tool.streaming import OnOutput
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -31,13 +34,26 @@ class EngineSession(Protocol):
     #: Variables, imports and DataFrames last across its cells.
     keeps_state: bool
 
+    @property
+    def closed(self) -> bool:
+        """Whether it has ended (closed, idle too long, or a cell hit a limit)."""
+        ...
+
+    @property
+    def ended_because(self) -> str | None:
+        """Why it ended (None while it is open)."""
+        ...
+
     async def execute(
         self,
         code: str,
         inputs: Any = None,
         options: ExecutionOptions | dict[str, Any] | None = None,
+        *,
+        on_output: OnOutput | None = None,
     ) -> ExecutionResult:
-        """Run one cell; raise a ``SandboxError`` as a single execution would."""
+        """Run one cell; raise a ``SandboxError`` as a single execution would; deliver its
+        output to ``on_output`` while it runs (:mod:`sandbox_tool.streaming`)."""
         ...
 
     async def aclose(self) -> None:
@@ -96,8 +112,19 @@ class Engine(abc.ABC):
         """Prepare (warm caches, check the host). Raises ``EngineUnavailable``."""
 
     @abc.abstractmethod
-    async def execute(self, code: str, inputs: Any, options: ExecutionOptions) -> ExecutionResult:
-        """Run ``code`` with ``inputs``; return the result or raise a ``SandboxError``."""
+    async def execute(
+        self,
+        code: str,
+        inputs: Any,
+        options: ExecutionOptions,
+        *,
+        on_output: OnOutput | None = None,
+    ) -> ExecutionResult:
+        """Run ``code`` with ``inputs``; return the result or raise a ``SandboxError``.
+
+        Every engine streams: what the code prints reaches ``on_output`` while it runs,
+        as :mod:`sandbox_tool.streaming` promises (:func:`~sandbox_tool.streaming.relay`
+        turns it into a tap to feed the bytes to as they are read)."""
 
     async def open_session(self, options: ExecutionOptions, idle_timeout: float) -> EngineSession:
         """A started session (one interpreter whose state lasts across cells).

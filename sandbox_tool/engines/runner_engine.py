@@ -52,6 +52,7 @@ from sandbox_tool.result import ExecutionResult
 from sandbox_tool.runner import protocol
 from sandbox_tool.runner.framing import encode_frame, write_all
 from sandbox_tool.session import Session
+from sandbox_tool.streaming import OnOutput, relay
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -341,7 +342,14 @@ class RunnerEngine(Engine):
 
     # -- running ----------------------------------------------------------------------
 
-    async def execute(self, code: str, inputs: Any, options: ExecutionOptions) -> ExecutionResult:
+    async def execute(
+        self,
+        code: str,
+        inputs: Any,
+        options: ExecutionOptions,
+        *,
+        on_output: OnOutput | None = None,
+    ) -> ExecutionResult:
         await self.start()
         async with self.gate:
             runner, warm = await self._take(options)
@@ -351,9 +359,11 @@ class RunnerEngine(Engine):
                     code, inputs, options, runner.ws,
                     sandbox_caps_processes=self.isolation.caps_processes,
                 )  # fmt: skip
-                ex = await channel.exchange(frames, ready=True, cell=limits,
-                                            timeout=options.timeout,
-                                            stop_grace=self.isolation.stop_grace)  # fmt: skip
+                async with relay(on_output) as tap:
+                    ex = await channel.exchange(frames, ready=True, cell=limits,
+                                                timeout=options.timeout,
+                                                stop_grace=self.isolation.stop_grace,
+                                                on_output=tap)  # fmt: skip
                 return await self._result(ex, channel, runner, options)
             finally:
                 await asyncio.shield(self._give_back(runner, warm, channel))

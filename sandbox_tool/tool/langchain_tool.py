@@ -22,6 +22,9 @@ Where the plots go (:attr:`LangChainPythonTool.images`, chosen from ``model``):
 - ``"none"``: not sent, and the message tells the model they are not shown to it. The
   default when the provider is unknown or takes images only from the user, since an
   image in a tool result there is refused (OpenAI answers 400).
+
+While the code runs, what it prints goes to the run's callbacks: ``on_text`` and the
+custom event :data:`OUTPUT_EVENT` (``astream_events`` shows it).
 """
 
 from __future__ import annotations
@@ -49,11 +52,13 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra ins
     ) from exc
 
 from sandbox_tool.sandbox import run_sync
+from sandbox_tool.streaming import OnOutput, Output
 from sandbox_tool.tool.messages import plots_caption
 from sandbox_tool.tool.python_tool import PythonTool, ToolOutcome
 from sandbox_tool.tool.spec import CODE_DESCRIPTION, ArgumentsError, parse_arguments
 
 __all__ = [
+    "OUTPUT_EVENT",
     "ImageRoute",
     "LangChainPythonTool",
     "RunPythonArgs",
@@ -164,21 +169,28 @@ class LangChainPythonTool(BaseTool):
     async def _arun(
         self, code: str, run_manager: AsyncCallbackManagerForToolRun | None = None
     ) -> tuple[str | list[str | dict[str, Any]], ToolOutcome]:
+        return await self._call(code, _forward_async(run_manager))
+
+    def _run(
+        self, code: str, run_manager: CallbackManagerForToolRun | None = None
+    ) -> tuple[str | list[str | dict[str, Any]], ToolOutcome]:
+        return run_sync(self._call(code, _forward_sync(run_manager)))
+
+    async def _call(
+        self, code: str, on_output: OnOutput | None
+    ) -> tuple[str | list[str | dict[str, Any]], ToolOutcome]:
         try:
             code = parse_arguments({"code": code})
         except ArgumentsError as exc:
             outcome = ToolOutcome(ok=False, text=self.python_tool.arguments_message(exc))
         else:
-            outcome = await self.python_tool.run(code, images=self.images != "none")
+            outcome = await self.python_tool.run(
+                code, images=self.images != "none", on_output=on_output
+            )
         if self.images == "tool_message" and outcome.images:
             blocks: list[str | dict[str, Any]] = [{"type": "text", "text": outcome.text}]
             return blocks + list(_image_blocks(outcome)), outcome
         return outcome.text, outcome
-
-    def _run(
-        self, code: str, run_manager: CallbackManagerForToolRun | None = None
-    ) -> tuple[str | list[str | dict[str, Any]], ToolOutcome]:
-        return run_sync(self._arun(code))
 
     # BaseTool sets status "error" only for exceptions; a failed execution is an answer
     # (the model reads its message), marked as failed for providers that show it.
@@ -242,6 +254,40 @@ class LangChainPythonTool(BaseTool):
     def close(self) -> None:
         """:meth:`aclose` for synchronous code."""
         self.python_tool.close()
+
+
+#: The custom event that carries the code's output while it runs (``astream_events``
+#: shows it as ``on_custom_event`` with this name and ``{"stream", "text"}`` as data);
+#: callback handlers also get the text through ``on_text``.
+OUTPUT_EVENT = "sandbox_tool_output"
+
+
+def _forward_async(run_manager: AsyncCallbackManagerForToolRun | None) -> OnOutput | None:
+    """The code's output to the tool run's callbacks, as it is printed."""
+    if run_manager is None:
+        return None
+    children = run_manager.get_child()
+
+    async def forward(event: Output) -> None:
+        await run_manager.on_text(event.text, stream=event.stream)
+        data = {"stream": event.stream, "text": event.text}
+        await children.on_custom_event(OUTPUT_EVENT, data, run_id=run_manager.run_id)
+
+    return forward
+
+
+def _forward_sync(run_manager: CallbackManagerForToolRun | None) -> OnOutput | None:
+    """:func:`_forward_async` for the sync path (called on the loop ``run_sync`` runs)."""
+    if run_manager is None:
+        return None
+    children = run_manager.get_child()
+
+    def forward(event: Output) -> None:
+        run_manager.on_text(event.text, stream=event.stream)
+        data = {"stream": event.stream, "text": event.text}
+        children.on_custom_event(OUTPUT_EVENT, data, run_id=run_manager.run_id)
+
+    return forward
 
 
 def images_message(

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
+from sandbox_tool.streaming import OnOutput
 
 __all__ = ["LoopThread", "OnLoop"]
 
@@ -65,8 +66,12 @@ class OnLoop:
         code: str,
         inputs: Any = None,
         options: ExecutionOptions | dict[str, Any] | None = None,
+        *,
+        on_output: OnOutput | None = None,
     ) -> ExecutionResult:
+        """Run the cell on the thread's loop; ``on_output`` is called there too."""
+        streaming: dict[str, Any] = {} if on_output is None else {"on_output": on_output}
         result: ExecutionResult = await self.thread.forward(
-            self.runner.execute(code, inputs, options)
+            self.runner.execute(code, inputs, options, **streaming)
         )
         return result

@@ -27,6 +27,7 @@ from sandbox_tool.errors import EngineError, ExecutionFailed, UsageError
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import Artifact, ExecutionResult
 from sandbox_tool.sandbox import run_sync
+from sandbox_tool.streaming import OnOutput
 from sandbox_tool.tool.description import describe_tool
 from sandbox_tool.tool.installs import PackageInstaller
 from sandbox_tool.tool.interpreter import InterpreterInfo, inspect_interpreter
@@ -55,6 +56,8 @@ class CodeRunner(Protocol):
         code: str,
         inputs: Any = None,
         options: ExecutionOptions | dict[str, Any] | None = None,
+        *,
+        on_output: OnOutput | None = None,
     ) -> ExecutionResult: ...
 
 
@@ -193,20 +196,27 @@ class PythonTool:
             images=self.images if images is None else images,
         )
 
-    async def run(self, code: str, *, images: bool | None = None) -> ToolOutcome:
+    async def run(
+        self, code: str, *, images: bool | None = None, on_output: OnOutput | None = None
+    ) -> ToolOutcome:
         """Run ``code``; every failure of the code becomes an outcome with ``ok=False``.
 
         ``images``: whether the model will be shown this call's plots, which its text
         says (default: :attr:`images`); a rendering that cannot attach them passes False.
+        ``on_output`` gets what the code prints while it runs (:mod:`sandbox_tool.streaming`).
         """
         started = time.perf_counter()
-        outcome = await self._run(code, self._context(images))
+        outcome = await self._run(code, self._context(images), on_output)
         duration_ms = (time.perf_counter() - started) * 1000
         return outcome.model_copy(update={"duration_ms": duration_ms})
 
-    async def _run(self, code: str, context: MessageContext) -> ToolOutcome:
+    async def _run(
+        self, code: str, context: MessageContext, on_output: OnOutput | None
+    ) -> ToolOutcome:
+        # a runner written before streaming (without ``on_output``) still works without it
+        streaming: dict[str, Any] = {} if on_output is None else {"on_output": on_output}
         try:
-            result = await self.runner.execute(code, options=self.options)
+            result = await self.runner.execute(code, options=self.options, **streaming)
         except ExecutionFailed as exc:
             hint = self.installer.missing_hint(exc) if self.installer is not None else None
             return ToolOutcome(
@@ -235,14 +245,18 @@ class PythonTool:
         return run_sync(self.run(code))
 
     async def run_arguments(
-        self, arguments: str | dict[str, Any] | None, *, images: bool | None = None
+        self,
+        arguments: str | dict[str, Any] | None,
+        *,
+        images: bool | None = None,
+        on_output: OnOutput | None = None,
     ) -> ToolOutcome:
         """Run a model's raw tool-call arguments; unusable ones get a message, not an error."""
         try:
             code = parse_arguments(arguments)
         except ArgumentsError as exc:
             return ToolOutcome(ok=False, text=self.arguments_message(exc))
-        return await self.run(code, images=images)
+        return await self.run(code, images=images, on_output=on_output)
 
     def arguments_message(self, problem: Exception) -> str:
         """The message for a call whose arguments could not be used."""

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,24 @@ def test_human_output() -> None:
     proc = cli("run", "-", stdin="print('hello')\nresult = [1, 2]")
     assert proc.returncode == 0
     assert "hello" in proc.stdout and "result: [1, 2]" in proc.stdout
+
+
+def test_human_output_is_printed_as_it_comes() -> None:
+    code = "import time\nprint('first', flush=True)\ntime.sleep(1.0)\nprint('second')"
+    with subprocess.Popen(
+        [sys.executable, "-m", "sandbox_tool", "run", "-", "--engine", "native"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    ) as proc:  # fmt: skip
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(code)
+        proc.stdin.close()
+        arrived = {}
+        for line in proc.stdout:
+            arrived[line.strip()] = time.monotonic()
+    assert proc.returncode == 0
+    # the first line came while the code slept, not with the rest at the end
+    assert arrived["second"] - arrived["first"] >= 0.5, arrived
+    assert list(arrived) == ["first", "second"]
 
 
 def test_engines_json() -> None:

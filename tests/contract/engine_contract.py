@@ -29,6 +29,7 @@ from sandbox_tool import (
     ImportNotAllowed,
     ImportPolicy,
     MemoryLimitExceeded,
+    Output,
     OutputLimitExceeded,
     PythonSandbox,
     SandboxError,
@@ -133,6 +134,38 @@ def _assert_clean(
     allowed = fds_before | {str(n) for n in range(3)} | {str(fd) for fd in fds}
     leaked = {fd: _fd_target(fd) for fd in open_fds() - allowed}
     assert leaked == {}, f"file descriptors leaked: {leaked}"
+
+
+#: print, flush, sleep, print: the sleep is what an engine that streams shows (the first
+#: line comes while the code sleeps) and one that delivers at the end hides.
+STREAMED = """
+import sys, time
+print('first', flush=True)
+time.sleep(1.0)
+print('second')
+print('to stderr', file=sys.stderr)
+print('no newline', end='')
+"""
+
+
+def assert_streamed(events: list[tuple[float, Output]], stdout: str, stderr: str) -> None:
+    """The first line came well before the rest, and the events add up to the output."""
+    arrived = {e.text: at for at, e in events}
+    assert arrived["second\n"] - arrived["first\n"] >= 0.5, (
+        f"the output came at the end, not while the code ran: {events}"
+    )
+    assert "".join(e.text for _, e in events if e.stream == "stdout") == stdout
+    assert "".join(e.text for _, e in events if e.stream == "stderr") == stderr
+
+
+def recorder() -> tuple[list[tuple[float, Output]], Any]:
+    """A list, and an async callback that appends (arrival time, event) to it."""
+    events: list[tuple[float, Output]] = []
+
+    async def record(event: Output) -> None:
+        events.append((asyncio.get_running_loop().time(), event))
+
+    return events, record
 
 
 class EngineContract:
@@ -751,6 +784,26 @@ class EngineContract:
         asyncio.run(cancel_midway())  # no_leftovers checks that nothing survived
         assert self.run("result = 'next'").result == "next"
 
+    # -- streaming --------------------------------------------------------------------
+
+    def test_output_arrives_while_the_code_runs(self) -> None:
+        events, record = recorder()
+        res = asyncio.run(self.sandbox.execute(STREAMED, on_output=record))
+        assert res.stdout == "first\nsecond\nno newline" and res.stderr == "to stderr\n"
+        assert_streamed(events, res.stdout, res.stderr)
+
+    def test_streamed_output_stops_at_the_output_limit(self) -> None:
+        events: list[Output] = []
+        with pytest.raises(OutputLimitExceeded) as info:
+            asyncio.run(self.sandbox.execute(
+                "while True:\n    print('flood' * 100)",
+                options=ExecutionOptions(max_output_bytes=10_000), on_output=events.append,
+            ))  # fmt: skip
+        streamed = "".join(e.text for e in events)
+        assert 0 < len(streamed.encode()) <= 10_000
+        # the error's output is the same text, then the truncation marker
+        assert info.value.stdout.startswith(streamed) and "truncated" in info.value.stdout
+
     def test_several_executions_at_once(self) -> None:
         async def many() -> list[ExecutionResult]:
             return await asyncio.gather(
@@ -841,6 +894,18 @@ class SessionContract:
         assert isinstance(hit, error), hit
         assert "state is lost" in hit.message
         assert isinstance(after, UsageError) and "ended" in after.message
+
+    def test_a_cell_streams_its_output(self) -> None:
+        events, record = recorder()
+
+        async def go() -> ExecutionResult:
+            async with self.sandbox.session() as s:
+                await s.execute("x = 41")
+                return await s.execute(STREAMED + "\nresult = x + 1", on_output=record)
+
+        res = asyncio.run(go())
+        assert res.result == 42
+        assert_streamed(events, res.stdout, res.stderr)
 
     def test_sessions_are_isolated_from_each_other(self) -> None:
         async def go() -> Any:

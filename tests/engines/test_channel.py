@@ -70,6 +70,33 @@ def test_output_is_cut_at_the_marker_even_when_it_is_split() -> None:
     assert left == 100 - len(b"hello\n")
 
 
+@pytest.mark.parametrize(
+    ("chunk", "released"),
+    [
+        pytest.param(b"a line\n", b"a line\n", id="a-line-is-not-held-back"),
+        pytest.param(b"x\x1esandbox-to", b"x", id="what-may-start-the-marker-is-held"),
+        pytest.param(b"x\x1esandbox-tool-cellX", b"x\x1esandbox-tool-cellX", id="until-it-cannot"),
+    ],
+)
+def test_only_a_possible_start_of_the_marker_is_held_back(chunk: bytes, released: bytes) -> None:
+    # what the code printed reaches the host (and a streaming callback) as it is read
+    assert frames.MarkerCutter(frames.new_marker()).feed(chunk) == released
+
+
+def test_the_tap_sees_what_the_sink_gets_as_it_gets_it() -> None:
+    marker = frames.new_marker()
+    seen: list[bytes] = []
+
+    async def go() -> bytes:
+        sink = bytearray()
+        await frames.read_until_marker(_reader(b"one\ntwo\n" + marker, chunks=5), marker, sink,
+                                       frames.OutputBudget(100), seen.append)  # fmt: skip
+        return bytes(sink)
+
+    sink = asyncio.run(go())
+    assert b"".join(seen) == sink == b"one\ntwo\n"
+
+
 def test_output_past_the_budget_floods() -> None:
     marker = frames.new_marker()
 

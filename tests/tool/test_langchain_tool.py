@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import Runnable
@@ -18,7 +19,7 @@ from pydantic import Field
 from sandbox_tool import Artifact, ExecutionResult
 from sandbox_tool.errors import ExecutionError
 from sandbox_tool.tool import LangChainPythonTool, ToolOutcome, images_message
-from sandbox_tool.tool.langchain_tool import images_in_tool_results
+from sandbox_tool.tool.langchain_tool import OUTPUT_EVENT, images_in_tool_results
 
 from .conftest import PNG
 
@@ -66,6 +67,43 @@ def test_a_failed_execution_has_status_error(fake_tool: Any) -> None:
         assert isinstance(message, ToolMessage) and message.status == "error"
         assert message.content.startswith("The code failed.\nZeroDivisionError")
         assert not message.artifact.ok
+
+
+def printing(code: str, inputs: Any, options: Any) -> ExecutionResult:
+    return ExecutionResult(result=None, stdout="step 1\nstep 2\n", stderr="warning\n")
+
+
+class TextCollector(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.texts: list[tuple[str, str]] = []
+
+    def on_text(self, text: str, **kwargs: Any) -> None:
+        self.texts.append((kwargs.get("stream", ""), text))
+
+
+def test_output_reaches_astream_events_while_the_code_runs(fake_tool: Any) -> None:
+    tool = LangChainPythonTool.from_tool(fake_tool(printing))
+
+    async def go() -> list[Any]:
+        return [
+            (e["data"], e["run_id"])
+            async for e in tool.astream_events(call("work()"), version="v2")
+            if e["event"] == "on_custom_event" and e["name"] == OUTPUT_EVENT
+        ]
+
+    events = asyncio.run(go())
+    assert [data for data, _ in events] == [
+        {"stream": "stdout", "text": "step 1\nstep 2\n"},
+        {"stream": "stderr", "text": "warning\n"},
+    ]
+
+
+def test_output_reaches_callback_handlers_sync_and_async(fake_tool: Any) -> None:
+    tool = LangChainPythonTool.from_tool(fake_tool(printing))
+    sync, async_ = TextCollector(), TextCollector()
+    tool.invoke(call("work()"), config={"callbacks": [sync]})
+    asyncio.run(tool.ainvoke(call("work()"), config={"callbacks": [async_]}))
+    assert sync.texts == async_.texts == [("stdout", "step 1\nstep 2\n"), ("stderr", "warning\n")]
 
 
 def test_async_and_sync_agree(fake_tool: Any) -> None:

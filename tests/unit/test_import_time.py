@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ["numpy", "pandas", "matplotlib", "langchain_core", "openai", "microsandbox", "uv"]
+HEAVY = [
+    "numpy", "pandas", "matplotlib", "langchain_core", "openai", "microsandbox", "mcp",
+    "uvicorn", "uv",
+]  # fmt: skip
 
 
 def test_import_is_light() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -41,6 +42,7 @@ from sandbox_tool.engines.runners.pipes import RunnerPipes, close_quietly
 from sandbox_tool.engines.runners.proctree import kill_tree
 from sandbox_tool.engines.runners.treewatch import Overrun, watch_tree
 from sandbox_tool.runner.protocol import MAX_ARTIFACT_FILES
+from sandbox_tool.streaming import Tap
 
 __all__ = ["CellLimits", "Exchange", "RunnerChannel", "parse_report"]
 
@@ -164,11 +166,13 @@ class RunnerChannel:
         cell: CellLimits | None,
         timeout: float,
         stop_grace: float = 0.0,
+        on_output: Tap | None = None,
     ) -> Exchange:
         """Send ``frames``; read the ready frame if ``ready``, then, for a ``cell``, its
         answer and its output up to the marker. Never raises for what the runner does:
         a timeout, an output flood or a broken protocol is in the :class:`Exchange`, and
-        the runner's tree is dead when this returns with one of them."""
+        the runner's tree is dead when this returns with one of them. ``on_output`` sees
+        the cell's output as it is read (within its budget; :mod:`sandbox_tool.streaming`)."""
         await self.open()
         assert self._writer is not None
         run = Exchange()
@@ -179,9 +183,13 @@ class RunnerChannel:
         streams: asyncio.Future[Any] | None = None
         if cell is not None:
             assert self._stdout is not None and self._stderr is not None
+            tap_out = tap_err = None
+            if on_output is not None:
+                tap_out = functools.partial(on_output, "stdout")
+                tap_err = functools.partial(on_output, "stderr")
             streams = asyncio.gather(
-                read_until_marker(self._stdout, cell.marker, out, budget),
-                read_until_marker(self._stderr, cell.marker, err, budget),
+                read_until_marker(self._stdout, cell.marker, out, budget, tap_out),
+                read_until_marker(self._stderr, cell.marker, err, budget, tap_err),
             )
         body = asyncio.ensure_future(self._answers(run, ready, cell, streams))
         overflow = asyncio.ensure_future(budget.exceeded.wait())

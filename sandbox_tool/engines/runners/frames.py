@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from sandbox_tool.runner.framing import HEADER
@@ -41,8 +42,10 @@ class OutputFlood(Exception):
 
 
 def new_marker() -> bytes:
-    """A marker that ends a cell's stdout and stderr; the code cannot guess it."""
-    return f"\n\x1esandbox-tool-cell-{secrets.token_hex(8)}\n".encode()
+    """A marker that ends a cell's stdout and stderr; the code cannot guess it. It starts
+    with a byte that output hardly ever ends with (not a newline), so that the bytes held
+    back while the marker may be starting are almost never a line just printed."""
+    return f"\x1esandbox-tool-cell-{secrets.token_hex(8)}\n".encode()
 
 
 async def read_frame(reader: asyncio.StreamReader, limit: int) -> dict[str, Any] | None:
@@ -85,8 +88,8 @@ async def read_raw(reader: asyncio.StreamReader, size: int) -> bytes | None:
 class MarkerCutter:
     """Finds a cell's marker in a stream read in chunks, the marker possibly split
     across them. :meth:`feed` returns the bytes known to be output (everything before
-    the marker; the last ``len(marker) - 1`` bytes are held back until it is clear they
-    are not the marker's start) and whether the marker came; what follows the marker is
+    the marker; bytes at the end that may be the marker's start are held back until it
+    is clear they are not) and whether the marker came; what follows the marker is
     not the cell's and is dropped."""
 
     def __init__(self, marker: bytes) -> None:
@@ -104,11 +107,21 @@ class MarkerCutter:
             out = bytes(self.held[:at])
             self.held.clear()
             return out
-        keep = max(len(self.marker) - 1, 0)
-        cut = max(0, len(self.held) - keep)
+        cut = len(self.held) - self._marker_start()
         out = bytes(self.held[:cut])
         del self.held[:cut]
         return out
+
+    def _marker_start(self) -> int:
+        """How many bytes at the end of ``held`` may be the start of the marker (so the
+        output printed so far reaches the host at once, as it streams)."""
+        first = self.marker[:1]
+        at = self.held.find(first, max(0, len(self.held) - len(self.marker) + 1)) if first else -1
+        while at >= 0:
+            if self.marker.startswith(self.held[at:]):
+                return len(self.held) - at
+            at = self.held.find(first, at + 1)
+        return 0
 
     def flush(self) -> bytes:
         """At the end of the stream: what was held back was output after all."""
@@ -135,17 +148,25 @@ class OutputBudget:
 
 
 async def read_until_marker(
-    reader: asyncio.StreamReader, marker: bytes, sink: bytearray, budget: OutputBudget
+    reader: asyncio.StreamReader,
+    marker: bytes,
+    sink: bytearray,
+    budget: OutputBudget,
+    tap: Callable[[bytes], None] | None = None,
 ) -> bool:
     """Append ``reader``'s data to ``sink`` up to ``marker`` (dropped), within ``budget``;
     True if the marker came, False at the end of the stream. Past the budget the output is
-    cut at the limit and :class:`OutputFlood` is raised."""
+    cut at the limit and :class:`OutputFlood` is raised. ``tap`` (streaming) sees each
+    piece ``sink`` gets, as it gets it."""
     cutter = MarkerCutter(marker)
     while not cutter.found:
         chunk = await reader.read(_READ_CHUNK)
         out = cutter.feed(chunk) if chunk else cutter.flush()
         if out:
-            sink += budget.take(out)
+            kept = budget.take(out)
+            sink += kept
+            if tap is not None and kept:
+                tap(kept)
             if budget.exceeded.is_set():
                 raise OutputFlood
         if not chunk:
