@@ -75,3 +75,7 @@ class OnLoop:
             self.runner.execute(code, inputs, options, **streaming)
         )
         return result
+
+    async def aclose(self) -> None:
+        """End the session, on the thread's loop."""
+        await self.thread.forward(self.runner.aclose())

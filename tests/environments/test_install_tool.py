@@ -13,6 +13,7 @@ from sandbox_tool import ExecutionError, ExecutionOptions, ExecutionResult, Pyth
 from sandbox_tool.engines.fake import FakeEngine
 from sandbox_tool.engines.native import NativeEngine
 from sandbox_tool.environments import InstallPolicy
+from sandbox_tool.sandbox import run_sync
 from sandbox_tool.tool import InterpreterInfo, OpenAIFunctions, PythonTool
 from tests.environments.conftest import NEEDS_UV, ManagerFactory
 
@@ -148,6 +149,28 @@ def test_in_a_conversation_the_interpreter_restarts_in_the_new_environment(
             await sandbox.aclose()
 
     asyncio.run(go())
+
+
+def test_a_sync_conversation_restarts_in_the_new_environment_too(
+    manager_factory: ManagerFactory,
+) -> None:
+    sandbox = PythonSandbox(NativeEngine(preload=(), pool_size=1), environments=manager_factory())
+    tool = PythonTool(sandbox, info=INFO, installs=True)
+    try:
+        with tool.conversation_sync() as chat:
+            assert chat.run_sync("x = 1\nx").ok
+            first = chat.runner
+            installed = run_sync(chat.call("install_packages", {"packages": ["tiny-dist"]}))
+            assert installed.ok, installed.text
+            assert getattr(first, "runner").closed  # the old session ended with the install
+            after = chat.run_sync("import tinymod\ntinymod.VALUE")
+            assert after.ok and after.result is not None and after.result.result == 42
+            assert not chat.run_sync("x").ok  # a new interpreter, in the new environment
+            replaced = chat.runner
+        # the session the install opened is the one closed at the end
+        assert getattr(replaced, "runner").closed
+    finally:
+        tool.close()
 
 
 def test_langchain_gets_both_tools(manager_factory: ManagerFactory) -> None:
