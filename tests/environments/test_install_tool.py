@@ -162,13 +162,13 @@ def test_a_sync_conversation_restarts_in_the_new_environment_too(
             first = chat.runner
             installed = run_sync(chat.call("install_packages", {"packages": ["tiny-dist"]}))
             assert installed.ok, installed.text
-            assert getattr(first, "runner").closed  # the old session ended with the install
+            assert first.runner.closed  # the old session ended with the install
             after = chat.run_sync("import tinymod\ntinymod.VALUE")
             assert after.ok and after.result is not None and after.result.result == 42
             assert not chat.run_sync("x").ok  # a new interpreter, in the new environment
             replaced = chat.runner
         # the session the install opened is the one closed at the end
-        assert getattr(replaced, "runner").closed
+        assert replaced.runner.closed
     finally:
         tool.close()
 
