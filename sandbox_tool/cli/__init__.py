@@ -6,6 +6,7 @@ function that runs it.
 
     sandbox-tool run [FILE|-] [--engine NAME] [--json] ...   (sandbox_tool.cli.run)
     sandbox-tool engines [--json]                            (sandbox_tool.cli.engines)
+    sandbox-tool batch INPUT.jsonl -o OUTPUT.jsonl [...]     (sandbox_tool.cli.batch)
 
 Exit status: 0 success, 1 the code failed or hit a limit, 2 a usage or engine error.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+import sandbox_tool.cli.batch as batch_command
 import sandbox_tool.cli.engines as engines_command
 import sandbox_tool.cli.run as run_command
 from sandbox_tool.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parser
@@ -22,7 +24,7 @@ from sandbox_tool.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parser
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
 
 #: The subcommands, in the order ``--help`` lists them.
-COMMANDS = (run_command, engines_command)
+COMMANDS = (run_command, engines_command, batch_command)
 
 
 def parser() -> argparse.ArgumentParser:
