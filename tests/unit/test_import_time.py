@@ -5,12 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ["numpy", "pandas", "matplotlib", "langchain_core", "openai", "microsandbox"]
+HEAVY = ["numpy", "pandas", "matplotlib", "langchain_core", "openai", "microsandbox", "ray"]
 
 
 def test_import_is_light() -> None:
     code = (
-        "import sys, sandbox_tool, sandbox_tool.cli\n"
+        "import sys, sandbox_tool, sandbox_tool.cli, sandbox_tool.batch.ray_executor\n"
         f"print([m for m in {HEAVY!r} if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
