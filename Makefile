@@ -59,6 +59,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/fork_cost.py
 	$(BIN)/python benchmarks/plot_cost.py
 	$(BIN)/python benchmarks/environments.py
+	$(BIN)/python benchmarks/humaneval.py
 
 # A developer step, never CI: builds llama-cpp-python and a small real model outside
 # the repo (../.llm-venv, ../.llm), serves it on 127.0.0.1 and re-records the cassettes

@@ -175,6 +175,33 @@ class ExecutionOptions(BaseModel):
                 )
         return self
 
+    @classmethod
+    def for_evaluation(cls, timeout: float = 3.0, **overrides: Any) -> ExecutionOptions:
+        """The preset for checking model-written programs against tests (HumanEval-style
+        evaluation, RL rewards), where the test code itself needs what the agent defaults
+        refuse: every module may be imported (``ImportPolicy.allow_all()``) and every
+        builtin called, ``eval``, ``exec``, ``compile``, ``input``, ``breakpoint`` and
+        ``help`` included, with ``open()`` reaching whatever the engine's sandbox lets
+        the process reach (``BuiltinsPolicy.allow_all()``). ``timeout`` is the wall clock
+        and the CPU budget (3 s: the reference harness's default); the rest keeps its
+        defaults (memory 1024 MiB, network off, 1 MiB of output) unless ``overrides``
+        says otherwise.
+
+        The policies were never the boundary; with this preset they are not even
+        policy: only the engine contains the code, so use an isolating engine
+        (``process``), not ``native``.
+
+        >>> ExecutionOptions.for_evaluation().builtins_policy.deny
+        frozenset()
+        """
+        fields: dict[str, Any] = {
+            "import_policy": ImportPolicy.allow_all(),
+            "builtins_policy": BuiltinsPolicy.allow_all(),
+            "timeout": timeout,
+            "cpu_seconds": timeout,
+        }
+        return cls(**{**fields, **overrides})
+
     @property
     def cpu_limit_seconds(self) -> int:
         """The CPU limit as the whole seconds ``RLIMIT_CPU`` takes."""

@@ -6,6 +6,7 @@ function that runs it.
 
     sandbox-tool run [FILE|-] [--engine NAME] [--json] ...   (sandbox_tool.cli.run)
     sandbox-tool engines [--json]                            (sandbox_tool.cli.engines)
+    sandbox-tool batch INPUT.jsonl -o OUTPUT.jsonl [...]     (sandbox_tool.cli.batch)
     sandbox-tool agent QUESTION FILE... [--api API] ...      (sandbox_tool.cli.agent)
     sandbox-tool env create|install|list|remove|prune        (sandbox_tool.cli.env)
     sandbox-tool mcp [--http HOST:PORT] [--config FILE] ...  (sandbox_tool.cli.mcp)
@@ -19,6 +20,7 @@ import argparse
 import sys
 
 import sandbox_tool.cli.agent as agent_command
+import sandbox_tool.cli.batch as batch_command
 import sandbox_tool.cli.engines as engines_command
 import sandbox_tool.cli.env as env_command
 import sandbox_tool.cli.mcp as mcp_command
@@ -28,7 +30,9 @@ from sandbox_tool.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Parser
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "main"]
 
 #: The subcommands, in the order ``--help`` lists them.
-COMMANDS = (run_command, engines_command, env_command, mcp_command, agent_command)
+COMMANDS = (
+    run_command, batch_command, engines_command, env_command, mcp_command, agent_command
+)  # fmt: skip
 
 
 def parser() -> argparse.ArgumentParser:

@@ -52,7 +52,9 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpu-seconds", type=float, help="CPU-time limit in seconds")
     parser.add_argument("--timeout", type=float, help="wall-clock limit in seconds")
     parser.add_argument(
-        "--imports", choices=sorted(IMPORT_BASES), default="default", help="base import policy"
+        "--imports",
+        choices=sorted(IMPORT_BASES),
+        help="base import policy (default: the command's, 'default' for run)",
     )
     parser.add_argument("--allow-import", action="append", default=[], metavar="MOD")
     parser.add_argument("--deny-import", action="append", default=[], metavar="MOD")
@@ -76,9 +78,13 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def options_from_args(args: argparse.Namespace) -> ExecutionOptions:
-    """The options the flags of :func:`add_option_flags` ask for; ``UsageError`` if invalid."""
-    policy = IMPORT_BASES[args.imports]()
+def options_from_args(
+    args: argparse.Namespace, base: ExecutionOptions | None = None
+) -> ExecutionOptions:
+    """The options the flags of :func:`add_option_flags` ask for, on top of ``base`` (the
+    defaults); ``UsageError`` if invalid."""
+    base = base or ExecutionOptions()
+    policy = IMPORT_BASES[args.imports]() if args.imports else base.import_policy
     if args.allow_import:
         policy = policy.with_allowed(args.allow_import)
     if args.deny_import:
@@ -99,14 +105,15 @@ def options_from_args(args: argparse.Namespace) -> ExecutionOptions:
         "import_policy": policy,
         "env_vars": env,
         "files": files,
-        "network": args.network,
-        "packages": getattr(args, "packages", []),
+        "network": args.network or None,
+        "packages": getattr(args, "packages", None) or None,
         "memory_mb": args.memory_mb,
         "cpu_seconds": args.cpu_seconds,
         "timeout": args.timeout,
     }
     try:
-        return ExecutionOptions(**{k: v for k, v in fields.items() if v is not None})
+        chosen = {k: v for k, v in fields.items() if v is not None and v != {}}
+        return ExecutionOptions.model_validate({**base.model_dump(), **chosen})
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise UsageError(f"invalid option: {problems}") from exc

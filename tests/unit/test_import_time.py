@@ -7,13 +7,13 @@ import sys
 
 HEAVY = [
     "numpy", "pandas", "matplotlib", "langchain_core", "openai", "microsandbox", "mcp",
-    "uvicorn", "uv",
+    "uvicorn", "uv", "ray",
 ]  # fmt: skip
 
 
 def test_import_is_light() -> None:
     code = (
-        "import sys, sandbox_tool, sandbox_tool.cli\n"
+        "import sys, sandbox_tool, sandbox_tool.cli, sandbox_tool.batch.ray_executor\n"
         f"print([m for m in {HEAVY!r} if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
