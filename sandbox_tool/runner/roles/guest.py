@@ -1,0 +1,366 @@
+"""The runner's role inside a microVM: one exec of the VM carries one runner.
+
+The host's relay (``sandbox_tool/engines/vm/relay.py``) runs, through the VM's exec::
+
+    python3 -I -B -c GUEST_BOOTSTRAP <dir holding this package> run
+
+with the exec's stdin and stdout carrying :mod:`..mux` frames. This process then
+
+1. reads the runner's setup (``S``), creates the execution's dirs at the paths the host
+   named (the host's paths, inside the guest's own file system), seeds matplotlib's
+   font cache, writes the exposed input files (``F``/``B``) and, on ``G``, starts the
+   runner's supervisor exactly as the host would start a cold runner (framed, its
+   setup first on its channel);
+2. multiplexes the runner's four channels onto the exec's stdout (``C`` ``O`` ``E``
+   ``R``) and the host's channel bytes into the runner's socket, and passes on a stop
+   (``T``: SIGTERM to the supervisor, which lets the sandbox save its files) or a kill
+   (``K``);
+3. once the supervisor has ended, copies the execution's files back to the host (``F``/
+   ``B``) when the runner did not answer normally (the host then reads them as it reads
+   a cold run's), ends the control stream, says ``X`` and removes the dirs.
+
+It is the child subreaper of everything the runner starts, and the supervisor dies with
+it (``PR_SET_PDEATHSIG``): a host that vanishes (the exec's stdin ends) or an exec killed
+by the VM's agent takes the whole runner with it. With ``probe`` instead of ``run`` it
+reports, as JSON on stdout, which of the runner's sandbox layers the guest kernel
+supports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Any, NoReturn
+
+from .. import mux
+from ..framing import encode_frame, write_all
+from ..protocol import (
+    BOOTSTRAP,
+    FIGURES_DIR,
+    MAX_ARTIFACT_FILES,
+    MPLCONFIG_DIR,
+    WORKER_REPORT,
+    Paths,
+    RunnerSetup,
+    read_regular,
+)
+from ..syscalls import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, kill_quietly, try_prctl
+from .cells import _files
+from .supervisor import reap_everything
+
+__all__ = ["GUEST_BOOTSTRAP", "Guest", "inside_workspace", "main", "probe_layers"]
+
+GUEST_BOOTSTRAP = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from runner.roles.guest import main; main(sys.argv[1], sys.argv[2])"
+)
+_FROM_HOST = mux.START + mux.FILE + mux.BYTES + mux.GO + mux.CHANNEL + mux.STOP + mux.KILL
+#: Once the supervisor has ended: how long its streams get to end before what holds
+#: them open is killed.
+_END_GRACE = 1.0
+#: The sandbox's own copy-out summary (:mod:`..layers.scratch`), read by the host.
+_SCRATCH_SUMMARY = ".scratch.json"
+#: The files the runner leaves in its private dir for a host whose channel failed.
+_META_FILES = (WORKER_REPORT, _SCRATCH_SUMMARY)
+
+
+def _die_with_parent() -> None:
+    try_prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def inside_workspace(paths: Paths, rel: str) -> str | None:
+    """``work/x`` or ``meta/x`` as a path in the execution's dirs; None for anything else
+    (absolute, ``..``, another dir)."""
+    top, _, rest = rel.partition("/")
+    parts = rest.split("/")
+    if top not in ("work", "meta") or not rest or any(p in ("", ".", "..") for p in parts):
+        return None
+    return os.path.join(paths["work"] if top == "work" else paths["meta"], *parts)
+
+
+class Guest:
+    """One runner inside the VM, driven through the exec's stdin and stdout."""
+
+    def __init__(self, runner_parent: str) -> None:
+        self.runner_parent = runner_parent
+        self.setup: RunnerSetup | None = None
+        self.copy_out_max = 0
+        self.exposed: dict[str, tuple[int, int]] = {}
+        self.files = mux.FileSink()
+        self.supervisor: subprocess.Popen[bytes] | None = None
+        self.channel: socket.socket | None = None
+        self.to_runner = bytearray()
+        self.runner_eof = False  # the host ended its side of the channel
+        self.control = bytearray()
+        self.selector = selectors.DefaultSelector()
+
+    # -- the host's side --------------------------------------------------------------
+
+    def serve(self) -> NoReturn:
+        try_prctl(PR_SET_CHILD_SUBREAPER, 1)
+        while self.supervisor is None:  # the start, the exposed files, then go
+            frame = mux.read(0)
+            if frame is None:
+                self._end(send=False)
+            self._before_start(*frame)
+        self._pump()
+        self._end(send=True)
+
+    def _before_start(self, tag: bytes, payload: bytes) -> None:
+        if tag == mux.START:
+            config = json.loads(payload)
+            self.setup = config["setup"]
+            self.copy_out_max = int(config.get("copy_out_max_bytes") or 0)
+            self._make_dirs(config.get("mplconfig"))
+        elif tag == mux.FILE and self.setup is not None:
+            self.files.header(payload, self._open_exposed)
+        elif tag == mux.BYTES:
+            self.files.data(payload)
+        elif tag == mux.GO and self.setup is not None and not self.files.open:
+            self.exposed = _files(self.setup["paths"]["work"])
+            self._start_runner()
+        else:
+            raise mux.MuxError(f"unexpected {tag!r} before the runner started")
+
+    def _make_dirs(self, mplconfig: str | None) -> None:
+        assert self.setup is not None
+        paths = self.setup["paths"]
+        for path in (paths["work"], paths["tmp"], paths["meta"]):
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        os.makedirs(os.path.join(paths["meta"], FIGURES_DIR), mode=0o700, exist_ok=True)
+        fonts = os.path.join(paths["meta"], MPLCONFIG_DIR)
+        os.makedirs(fonts, mode=0o700, exist_ok=True)
+        if mplconfig and os.path.isdir(mplconfig):
+            for name in os.listdir(mplconfig):
+                if name.startswith("fontlist-") and name.endswith(".json"):
+                    shutil.copyfile(os.path.join(mplconfig, name), os.path.join(fonts, name))
+
+    def _open_exposed(self, rel: str, size: int) -> int:
+        assert self.setup is not None
+        path = inside_workspace(self.setup["paths"], rel)
+        if path is None or not rel.startswith("work/"):
+            raise mux.MuxError(f"an input file outside the work dir: {rel!r}")
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+        fd = os.open(path, flags, 0o444)
+        os.fchmod(fd, 0o444)  # read-only to the code, as on the host
+        return fd
+
+    # -- the runner ---------------------------------------------------------------------
+
+    def _start_runner(self) -> None:
+        assert self.setup is not None
+        host_end, runner_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        control_r, control_w = os.pipe()
+        try:
+            self.supervisor = subprocess.Popen(
+                [sys.executable, "-I", "-B", "-c", BOOTSTRAP, self.runner_parent,
+                 str(control_w), "framed"],
+                stdin=runner_end.fileno(), stdout=out_w, stderr=err_w, pass_fds=(control_w,),
+                env=self.setup["env"], cwd=self.setup["paths"]["work"],
+                preexec_fn=_die_with_parent,
+            )  # fmt: skip
+        finally:
+            runner_end.close()
+            for fd in (out_w, err_w, control_w):
+                os.close(fd)
+        host_end.setblocking(False)
+        self.channel = host_end
+        self.to_runner += encode_frame(self.setup)
+        self.selector.register(0, selectors.EVENT_READ, "host")
+        self.selector.register(host_end, selectors.EVENT_READ | selectors.EVENT_WRITE, mux.CHANNEL)
+        for fd, tag in ((out_r, mux.STDOUT), (err_r, mux.STDERR), (control_r, mux.CONTROL)):
+            self.selector.register(fd, selectors.EVENT_READ, tag)
+
+    def _pump(self) -> None:
+        """Move bytes both ways until the supervisor and its streams have ended."""
+        decoder = mux.Decoder(_FROM_HOST)
+        deadline: float | None = None
+        while self._runner_streams():
+            if deadline is None and not self._registered(mux.CONTROL):
+                deadline = time.monotonic() + _END_GRACE  # the supervisor has ended
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            events = self.selector.select(wait)
+            if deadline is not None and not events and time.monotonic() >= deadline:
+                reap_everything(None)  # what holds the streams open: they end now
+                deadline = time.monotonic() + _END_GRACE
+            for key, mask in events:
+                if key.data == "host":
+                    self._from_host(decoder)
+                elif key.data == mux.CHANNEL:
+                    self._channel_ready(mask)
+                else:
+                    self._stream_ready(key.fd, key.data)
+
+    def _runner_streams(self) -> bool:
+        """Whether any of the runner's streams is still open."""
+        return any(key.data != "host" for key in self.selector.get_map().values())
+
+    def _registered(self, tag: bytes) -> bool:
+        return any(key.data == tag for key in self.selector.get_map().values())
+
+    def _from_host(self, decoder: mux.Decoder) -> None:
+        data = os.read(0, mux.CHUNK)
+        if not data:  # the host is gone: nothing is waiting for this runner any more
+            self._end(send=False)
+        for tag, payload in decoder.feed(data):
+            if tag == mux.CHANNEL and payload and not self.runner_eof:
+                self.to_runner += payload
+                self._want_write(True)
+            elif tag == mux.CHANNEL:
+                self.runner_eof = True
+                self._want_write(True)
+            elif tag == mux.STOP and self.supervisor is not None:
+                kill_quietly(self.supervisor.pid, signal.SIGTERM)
+            elif tag == mux.KILL:
+                reap_everything(None)
+            else:
+                raise mux.MuxError(f"unexpected {tag!r} while the runner runs")
+
+    def _want_write(self, on: bool) -> None:
+        if self.channel is None or self.channel not in self._files():
+            return
+        mask = selectors.EVENT_READ | (selectors.EVENT_WRITE if on else 0)
+        self.selector.modify(self.channel, mask, mux.CHANNEL)
+
+    def _files(self) -> list[Any]:
+        return [key.fileobj for key in self.selector.get_map().values()]
+
+    def _channel_ready(self, mask: int) -> None:
+        assert self.channel is not None
+        if mask & selectors.EVENT_WRITE:
+            try:
+                if self.to_runner:
+                    del self.to_runner[: self.channel.send(self.to_runner)]
+                if not self.to_runner:
+                    if self.runner_eof:
+                        self.channel.shutdown(socket.SHUT_WR)
+                    self._want_write(False)
+            except BlockingIOError:
+                pass
+            except OSError:  # the runner closed its end: what is left is dropped
+                self.to_runner.clear()
+                self._want_write(False)
+        if mask & selectors.EVENT_READ:
+            try:
+                data = self.channel.recv(mux.CHUNK)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            mux.write(1, mux.CHANNEL, data)
+            if not data:
+                self.selector.unregister(self.channel)
+                self.channel.close()
+
+    def _stream_ready(self, fd: int, tag: bytes) -> None:
+        data = os.read(fd, mux.CHUNK)
+        if tag == mux.CONTROL:
+            self.control += data[: max(0, mux.MAX_PAYLOAD - len(self.control))]
+        if data or tag != mux.CONTROL:  # the control stream's end is sent last
+            mux.write(1, tag, data)
+        if not data:
+            self.selector.unregister(fd)
+            os.close(fd)
+
+    # -- the end -------------------------------------------------------------------------
+
+    def _end(self, *, send: bool) -> NoReturn:
+        """Kill what is left, copy the files back if the runner did not answer, end the
+        control stream, say goodbye and remove the execution's dirs."""
+        reap_everything(None)
+        if send and self.setup is not None:
+            if self._needs_copy_out():
+                self._copy_out()
+            mux.write(1, mux.CONTROL)
+            mux.write(1, mux.EXIT, json.dumps({"ok": True}).encode())
+        if self.setup is not None:
+            paths = self.setup["paths"]
+            for path in (paths["work"], paths["tmp"], paths["meta"]):
+                shutil.rmtree(path, ignore_errors=True)
+            root = os.path.dirname(paths["work"])
+            if root == os.path.dirname(paths["meta"]):
+                shutil.rmtree(root, ignore_errors=True)
+        os._exit(0)
+
+    def _needs_copy_out(self) -> bool:
+        """The runner did not answer normally: its report file exists, or its supervisor
+        says the worker died, failed to start or exited with a status."""
+        assert self.setup is not None
+        if os.path.lexists(os.path.join(self.setup["paths"]["meta"], WORKER_REPORT)):
+            return True
+        try:
+            report = json.loads(self.control)
+        except ValueError:
+            return True
+        if not isinstance(report, dict):
+            return True
+        return bool(report.get("signal") or report.get("exit_code") or report.get("message"))
+
+    def _copy_out(self) -> None:
+        """The runner's report, the figures and the files the code wrote, within the
+        copy-out budget (the host checks it again)."""
+        assert self.setup is not None
+        paths = self.setup["paths"]
+        meta, work = paths["meta"], paths["work"]
+        found = [(f"meta/{name}", os.path.join(meta, name)) for name in _META_FILES]
+        figures = os.path.join(meta, FIGURES_DIR)
+        if os.path.isdir(figures):
+            found += [(f"meta/{FIGURES_DIR}/{n}", os.path.join(figures, n))
+                      for n in sorted(os.listdir(figures))]  # fmt: skip
+        for rel, stamp in sorted(_files(work).items()):
+            if self.exposed.get(rel) != stamp:
+                found.append((f"work/{rel}", os.path.join(work, rel)))
+        budget, sent = self.copy_out_max, 0
+        for rel, path in found:
+            if sent >= MAX_ARTIFACT_FILES + len(_META_FILES):
+                break
+            data = read_regular(path, budget)
+            if data is None:
+                continue
+            for frame in mux.file_frames(rel, data):
+                write_all(1, frame)
+            budget -= len(data)
+            sent += 1
+
+
+def probe_layers() -> dict[str, Any]:
+    """Which of the runner's sandbox layers this kernel supports: all of them, or all
+    but landlock (``skip``), or none (``available`` False, ``reason`` says why)."""
+    from ..layers.probe import probe
+
+    full = probe()
+    if full["available"]:
+        return {"available": True, "skip": [], "reason": full["reason"]}
+    binds = [p for p in ("/usr", "/lib", "/lib64", "/bin") if os.path.lexists(p)]
+    plan: dict[str, Any] = {"ro_binds": binds, "rw_binds": [], "files": {}, "cwd": "/"}
+    plan.update(landlock=None, seccomp={})
+    partial = probe(plan)
+    if partial["available"]:
+        return {"available": True, "skip": ["landlock"], "reason": partial["reason"],
+                "landlock_error": full["reason"]}  # fmt: skip
+    return {"available": False, "skip": [], "reason": full["reason"]}
+
+
+def main(runner_parent: str, mode: str) -> None:
+    sys.path.pop(0)  # the runner's directory: not for the user's code to import
+    if mode == "probe":
+        result = probe_layers()
+        result["python"] = sys.version.split()[0]
+        print(json.dumps(result))
+        return
+    try:
+        Guest(runner_parent).serve()
+    except (mux.MuxError, OSError) as exc:  # a broken protocol, or the host went away
+        os.write(2, f"sandbox-tool guest: {exc}\n".encode())
+        reap_everything(None)
+        os._exit(3)
