@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from .framing import read_exactly, write_all
@@ -32,8 +32,13 @@ __all__ = [
     "CHUNK",
     "HEADER",
     "MAX_PAYLOAD",
+    "STREAMS",
+    "TO_GUEST",
+    "TO_HOST",
     "Decoder",
+    "FileSink",
     "MuxError",
+    "chunks",
     "encode",
     "encode_json",
     "file_frames",
@@ -50,8 +55,10 @@ MAX_PAYLOAD = 1 << 20
 
 START, FILE, BYTES, GO, CHANNEL, STOP, KILL = b"S", b"F", b"B", b"G", b"C", b"T", b"K"
 STDOUT, STDERR, CONTROL, EXIT, DIAGNOSTIC = b"O", b"E", b"R", b"X", b"D"
-STREAMS = CHANNEL + STDOUT + STDERR + CONTROL
-"""The tags of the four streams (a bytes object: ``tag in STREAMS``)."""
+STREAMS = (CHANNEL, STDOUT, STDERR, CONTROL)
+"""The tags of the runner's four streams."""
+TO_GUEST = frozenset({START, FILE, BYTES, GO, CHANNEL, STOP, KILL})
+TO_HOST = frozenset({*STREAMS, FILE, BYTES, EXIT, DIAGNOSTIC})
 
 
 class MuxError(ValueError):
@@ -85,8 +92,8 @@ class Decoder:
     complete frames so far; a frame announcing more than ``max_payload`` bytes, or a tag
     outside ``tags``, raises :class:`MuxError` before its payload is buffered."""
 
-    def __init__(self, tags: bytes, max_payload: int = MAX_PAYLOAD) -> None:
-        self.tags = tags
+    def __init__(self, tags: Collection[bytes], max_payload: int = MAX_PAYLOAD) -> None:
+        self.tags = frozenset(tags)
         self.max_payload = max_payload
         self._buffer = bytearray()
 

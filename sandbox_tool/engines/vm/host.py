@@ -20,7 +20,6 @@ failures are reported together:
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import os
 import platform as _platform
@@ -61,6 +60,7 @@ class Host:
     cpuinfo: str = "/proc/cpuinfo"
     kvm: str = "/dev/kvm"
     sysctl: Callable[[str], str | None] = _sysctl
+    open_device: Callable[[str, int], int] = os.open
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def virtualization_problems(host: Host) -> list[str]:
     if x86 and not _cpu_flags(host.cpuinfo) & {"vmx", "svm"}:
         problems.append("the CPU exposes no virtualization (no vmx or svm flag in "
                         f"{host.cpuinfo}): {_NESTED}")  # fmt: skip
-    problems += _kvm_problems(host.kvm)
+    problems += _kvm_problems(host)
     return problems
 
 
@@ -104,7 +104,8 @@ def _cpu_flags(cpuinfo: str) -> set[str]:
     return set()
 
 
-def _kvm_problems(device: str) -> list[str]:
+def _kvm_problems(host: Host) -> list[str]:
+    device = host.kvm
     try:
         st = os.stat(device)
     except FileNotFoundError:
@@ -115,7 +116,7 @@ def _kvm_problems(device: str) -> list[str]:
     if not stat.S_ISCHR(st.st_mode):
         return [f"{device} is not a character device: the KVM module is not loaded properly"]
     try:
-        fd = os.open(device, os.O_RDWR | os.O_CLOEXEC)
+        fd = host.open_device(device, os.O_RDWR | os.O_CLOEXEC)
     except PermissionError:
         return [f"cannot open {device} read-write (permission denied): {_KVM_GROUP}"]
     except OSError as exc:
@@ -129,7 +130,9 @@ def find_runtime() -> tuple[Runtime | None, list[str]]:
     spec = importlib.util.find_spec("microsandbox")
     if spec is None or spec.origin is None:
         return None, [f"the microsandbox SDK is not installed: {EXTRA}"]
-    version = importlib.metadata.version("microsandbox")
+    from importlib.metadata import version as installed
+
+    version = installed("microsandbox")
     if not version.startswith(SDK_SERIES):
         return None, [f"microsandbox {version} is installed but this engine is written for "
                       f"{SDK_SERIES}x: {EXTRA}"]  # fmt: skip

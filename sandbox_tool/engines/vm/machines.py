@@ -45,6 +45,8 @@ _FONTS = "import matplotlib.font_manager"
 #: How long one preparation step in a fresh VM may take (the font cache: ~1 s).
 _STEP_SECONDS = 120.0
 _ENGINE = "microsandbox"
+#: VM names are unique in this process, across engines (a name is replaced on create).
+_NAMES = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,6 @@ class Machines:
         self._lock = threading.Lock()
         self._machines: dict[VMKey, Machine] = {}
         self._loop: _Loop | None = None
-        self._count = itertools.count(1)
         self._sdk: Any = None
 
     def _run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
@@ -183,15 +184,16 @@ class Machines:
 
     async def _boot(self, key: VMKey) -> Machine:
         sdk, spec = self.sdk, self.spec
-        name = f"{PREFIX}{self.owner}-{next(self._count)}"
+        name = f"{PREFIX}{self.owner}-{next(_NAMES)}"
         kwargs = create_kwargs(sdk, image=spec.image, key=key, cpus=spec.cpus,
                                work_root=spec.work_root, guest_dir=spec.guest_dir,
                                owner=self.owner)  # fmt: skip
         try:
             vm = await sdk.Sandbox.create(name, **kwargs)
         except sdk.MicrosandboxError as exc:
+            # its logs stay where the message points (the next engine's sweep removes
+            # them once this process is gone)
             failure = bootlog.read_cause(self.home, name)
-            await self._destroy(name, None)
             raise boot_error(exc, failure, str(bootlog.logs_dir(self.home, name))) from exc
         try:
             layers = await self._prepare(vm)
@@ -276,4 +278,3 @@ class Machines:
             cursor = page.next_cursor
             if cursor is None:
                 return removed
-

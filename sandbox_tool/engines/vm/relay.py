@@ -57,7 +57,6 @@ RELAY_BOOTSTRAP = (
 """``python -I -B -c RELAY_BOOTSTRAP <sandbox_tool dir> <engines dir> <config> <control fd>``
 (the driver appends the control fd and ``framed``)."""
 
-_FROM_GUEST = mux.STREAMS + mux.FILE + mux.BYTES + mux.EXIT + mux.DIAGNOSTIC
 _DIAGNOSTIC_BYTES = 4000
 #: The runner's setup frame, read before the exec starts.
 _SETUP_BYTES = 1 << 20
@@ -226,7 +225,7 @@ class Relay:
                 return
 
     async def _from_guest(self) -> None:
-        decoder = mux.Decoder(_FROM_GUEST)
+        decoder = mux.Decoder(mux.TO_HOST)
         types = self.sdk.ExecEventType
         while (event := await self.exec.recv()) is not None:
             kind = event.event_type

@@ -8,16 +8,20 @@ with the exec's stdin and stdout carrying :mod:`..mux` frames. This process then
 
 1. reads the runner's setup (``S``), creates the execution's dirs at the paths the host
    named (the host's paths, inside the guest's own file system), seeds matplotlib's
-   font cache, writes the exposed input files (``F``/``B``) and, on ``G``, starts the
-   runner's supervisor exactly as the host would start a cold runner (framed, its
-   setup first on its channel);
+   font cache, writes the exposed input files (``F``/``B``) and, on ``G``, forks the
+   runner's supervisor with that setup, as the warm template does (this process has the
+   runner imported already), on a socket and pipes of its own;
 2. multiplexes the runner's four channels onto the exec's stdout (``C`` ``O`` ``E``
    ``R``) and the host's channel bytes into the runner's socket, and passes on a stop
    (``T``: SIGTERM to the supervisor, which lets the sandbox save its files) or a kill
    (``K``);
 3. once the supervisor has ended, copies the execution's files back to the host (``F``/
    ``B``) when the runner did not answer normally (the host then reads them as it reads
-   a cold run's), ends the control stream, says ``X`` and removes the dirs.
+   a cold run's), removes the dirs, then ends the control stream and says ``X``.
+
+A guest role holds a lock on its workspace while it lives; one killed with its exec
+before it cleaned up (a host that gave the runner up) leaves a workspace whose lock is
+free, and the next guest role in the VM removes it.
 
 It is the child subreaper of everything the runner starts, and the supervisor dies with
 it (``PR_SET_PDEATHSIG``): a host that vanishes (the exec's stdin ends) or an exec killed
@@ -28,21 +32,20 @@ supports.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import selectors
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
 from typing import Any, NoReturn
 
 from .. import mux
-from ..framing import encode_frame, write_all
+from ..framing import write_all
 from ..protocol import (
-    BOOTSTRAP,
     FIGURES_DIR,
     MAX_ARTIFACT_FILES,
     MPLCONFIG_DIR,
@@ -53,7 +56,7 @@ from ..protocol import (
 )
 from ..syscalls import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, kill_quietly, try_prctl
 from .cells import _files
-from .supervisor import reap_everything
+from .supervisor import reap_everything, supervise
 
 __all__ = ["GUEST_BOOTSTRAP", "Guest", "inside_workspace", "main", "probe_layers"]
 
@@ -61,7 +64,6 @@ GUEST_BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
     "from runner.roles.guest import main; main(sys.argv[1], sys.argv[2])"
 )
-_FROM_HOST = mux.START + mux.FILE + mux.BYTES + mux.GO + mux.CHANNEL + mux.STOP + mux.KILL
 #: Once the supervisor has ended: how long its streams get to end before what holds
 #: them open is killed.
 _END_GRACE = 1.0
@@ -71,8 +73,30 @@ _SCRATCH_SUMMARY = ".scratch.json"
 _META_FILES = (WORKER_REPORT, _SCRATCH_SUMMARY)
 
 
-def _die_with_parent() -> None:
-    try_prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+def _become_supervisor(
+    setup: RunnerSetup, channel: int, out_w: int, err_w: int, control_w: int
+) -> NoReturn:
+    """In the forked child: the runner's supervisor on these fds, as a cold runner's
+    would be (its environment, its work dir, nothing else of this process open)."""
+    try:
+        try_prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # it dies with this process
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        keep = {0, 1, 2, channel, control_w}
+        for name in os.listdir("/proc/self/fd"):
+            if int(name) not in keep:
+                try:
+                    os.close(int(name))
+                except OSError:
+                    pass
+        os.chdir(setup["paths"]["work"])
+        os.environ.clear()
+        os.environ.update(setup["env"])
+        supervise(setup, control_w, channel)
+    except BaseException:  # noqa: BLE001 - never return into the guest role
+        os._exit(70)
 
 
 def inside_workspace(paths: Paths, rel: str) -> str | None:
@@ -94,12 +118,13 @@ class Guest:
         self.copy_out_max = 0
         self.exposed: dict[str, tuple[int, int]] = {}
         self.files = mux.FileSink()
-        self.supervisor: subprocess.Popen[bytes] | None = None
+        self.supervisor: int | None = None
         self.channel: socket.socket | None = None
         self.to_runner = bytearray()
         self.runner_eof = False  # the host ended its side of the channel
         self.control = bytearray()
         self.selector = selectors.DefaultSelector()
+        self.lock: int | None = None
 
     # -- the host's side --------------------------------------------------------------
 
@@ -130,8 +155,15 @@ class Guest:
             raise mux.MuxError(f"unexpected {tag!r} before the runner started")
 
     def _make_dirs(self, mplconfig: str | None) -> None:
+        """The execution's dirs, in a workspace this process holds a lock on while it
+        lives; first, the workspaces of guest roles that died (killed with their exec
+        before they could clean up) are removed."""
         assert self.setup is not None
         paths = self.setup["paths"]
+        root = os.path.dirname(paths["work"])
+        _sweep_workspaces(os.path.dirname(root))
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        self.lock = _lock_workspace(root)
         for path in (paths["work"], paths["tmp"], paths["meta"]):
             os.makedirs(path, mode=0o700, exist_ok=True)
         os.makedirs(os.path.join(paths["meta"], FIGURES_DIR), mode=0o700, exist_ok=True)
@@ -156,34 +188,31 @@ class Guest:
     # -- the runner ---------------------------------------------------------------------
 
     def _start_runner(self) -> None:
+        """Fork the runner's supervisor, as the warm template does (this process has the
+        runner imported: no interpreter starts), on a socket, pipes and a control pipe
+        of its own."""
         assert self.setup is not None
         host_end, runner_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         control_r, control_w = os.pipe()
-        try:
-            self.supervisor = subprocess.Popen(
-                [sys.executable, "-I", "-B", "-c", BOOTSTRAP, self.runner_parent,
-                 str(control_w), "framed"],
-                stdin=runner_end.fileno(), stdout=out_w, stderr=err_w, pass_fds=(control_w,),
-                env=self.setup["env"], cwd=self.setup["paths"]["work"],
-                preexec_fn=_die_with_parent,
-            )  # fmt: skip
-        finally:
-            runner_end.close()
-            for fd in (out_w, err_w, control_w):
-                os.close(fd)
+        pid = os.fork()
+        if pid == 0:
+            _become_supervisor(self.setup, runner_end.fileno(), out_w, err_w, control_w)
+        runner_end.close()
+        for fd in (out_w, err_w, control_w):
+            os.close(fd)
+        self.supervisor = pid
         host_end.setblocking(False)
         self.channel = host_end
-        self.to_runner += encode_frame(self.setup)
         self.selector.register(0, selectors.EVENT_READ, "host")
-        self.selector.register(host_end, selectors.EVENT_READ | selectors.EVENT_WRITE, mux.CHANNEL)
+        self.selector.register(host_end, selectors.EVENT_READ, mux.CHANNEL)
         for fd, tag in ((out_r, mux.STDOUT), (err_r, mux.STDERR), (control_r, mux.CONTROL)):
             self.selector.register(fd, selectors.EVENT_READ, tag)
 
     def _pump(self) -> None:
         """Move bytes both ways until the supervisor and its streams have ended."""
-        decoder = mux.Decoder(_FROM_HOST)
+        decoder = mux.Decoder(mux.TO_GUEST)
         deadline: float | None = None
         while self._runner_streams():
             if deadline is None and not self._registered(mux.CONTROL):
@@ -220,7 +249,7 @@ class Guest:
                 self.runner_eof = True
                 self._want_write(True)
             elif tag == mux.STOP and self.supervisor is not None:
-                kill_quietly(self.supervisor.pid, signal.SIGTERM)
+                kill_quietly(self.supervisor, signal.SIGTERM)
             elif tag == mux.KILL:
                 reap_everything(None)
             else:
@@ -275,21 +304,17 @@ class Guest:
     # -- the end -------------------------------------------------------------------------
 
     def _end(self, *, send: bool) -> NoReturn:
-        """Kill what is left, copy the files back if the runner did not answer, end the
-        control stream, say goodbye and remove the execution's dirs."""
+        """Kill what is left, copy the files back if the runner did not answer, remove
+        the execution's dirs, then end the control stream and say so (``X``): once the
+        control stream ends, the host may kill this exec at any moment."""
         reap_everything(None)
-        if send and self.setup is not None:
-            if self._needs_copy_out():
-                self._copy_out()
+        if send and self.setup is not None and self._needs_copy_out():
+            self._copy_out()
+        if self.setup is not None:
+            shutil.rmtree(os.path.dirname(self.setup["paths"]["work"]), ignore_errors=True)
+        if send:
             mux.write(1, mux.CONTROL)
             mux.write(1, mux.EXIT, json.dumps({"ok": True}).encode())
-        if self.setup is not None:
-            paths = self.setup["paths"]
-            for path in (paths["work"], paths["tmp"], paths["meta"]):
-                shutil.rmtree(path, ignore_errors=True)
-            root = os.path.dirname(paths["work"])
-            if root == os.path.dirname(paths["meta"]):
-                shutil.rmtree(root, ignore_errors=True)
         os._exit(0)
 
     def _needs_copy_out(self) -> bool:
@@ -331,6 +356,40 @@ class Guest:
                 write_all(1, frame)
             budget -= len(data)
             sent += 1
+
+
+_LOCK = ".guest-lock"
+
+
+def _lock_workspace(root: str) -> int:
+    """Hold an exclusive lock on ``root`` for as long as this process lives (the lock file
+    is locked before it takes its name, so a sweep never sees it unlocked)."""
+    staging = os.path.join(root, f"{_LOCK}.{os.getpid()}")
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.rename(staging, os.path.join(root, _LOCK))
+    return fd
+
+
+def _sweep_workspaces(parent: str) -> None:
+    """Remove the workspaces in ``parent`` whose guest role is gone (their lock is free)."""
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        root = os.path.join(parent, name)
+        try:
+            fd = os.open(os.path.join(root, _LOCK), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue  # not a guest role's workspace, or one being set up
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # its guest role is alive
+        shutil.rmtree(root, ignore_errors=True)
+        os.close(fd)
 
 
 def probe_layers() -> dict[str, Any]:
