@@ -14,8 +14,9 @@
   runner's four channels over the VM's exec; the driver, its timeout, output cap and
   kill, and the answers are the shared machinery's.
 - **Limits.** The VM has ``memory_mb + max_disk_mb + 256`` MiB and the engine's CPUs;
-  inside it, the worker's rlimits bound each process. Network: none (``Network.none()``),
-  or with ``network=True`` the public internet only.
+  inside it, the worker's rlimits bound each process. Network: the VM's policy denies all
+  traffic (``Network.none()``) and the execution's namespace has only loopback; with
+  ``network=True``, DNS and the public internet only.
 
 What the guest and host share: nothing but what the VM's devices carry (the exec's
 streams, the two tmpfs volumes are the guest's own memory); the runner's files are

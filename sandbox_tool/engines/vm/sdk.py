@@ -76,8 +76,8 @@ def image_source(sdk: Any, image: str) -> Any:
 
 
 def network(sdk: Any, enabled: bool) -> Any:
-    """No network at all, or the public internet only (never the host's loopback or its
-    private networks)."""
+    """All traffic denied both ways, or DNS and the public internet only (never the
+    host's loopback or its private networks)."""
     if not enabled:
         return sdk.Network.none()
     return sdk.Network.from_profiles(sdk.NetworkProfile.PUBLIC)

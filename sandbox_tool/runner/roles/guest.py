@@ -395,19 +395,26 @@ def _sweep_workspaces(parent: str) -> None:
 def probe_layers() -> dict[str, Any]:
     """Which of the runner's sandbox layers this kernel supports: all of them, or all
     but landlock (``skip``), or none (``available`` False, ``reason`` says why)."""
-    from ..layers.probe import probe
-
-    full = probe()
+    full = _probe(None)
     if full["available"]:
         return {"available": True, "skip": [], "reason": full["reason"]}
     binds = [p for p in ("/usr", "/lib", "/lib64", "/bin") if os.path.lexists(p)]
     plan: dict[str, Any] = {"ro_binds": binds, "rw_binds": [], "files": {}, "cwd": "/"}
     plan.update(landlock=None, seccomp={})
-    partial = probe(plan)
+    partial = _probe(plan)
     if partial["available"]:
         return {"available": True, "skip": ["landlock"], "reason": partial["reason"],
                 "landlock_error": full["reason"]}  # fmt: skip
     return {"available": False, "skip": [], "reason": full["reason"]}
+
+
+def _probe(plan: dict[str, Any] | None) -> dict[str, Any]:
+    from ..layers.probe import probe
+
+    try:
+        return probe(plan)
+    except Exception as exc:  # noqa: BLE001 - a probe that breaks is a missing layer
+        return {"available": False, "reason": f"the layer probe failed: {exc!r}"}
 
 
 def main(runner_parent: str, mode: str) -> None:
