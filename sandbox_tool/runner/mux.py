@@ -27,9 +27,11 @@ from collections.abc import Collection, Iterator
 from typing import Any
 
 from .framing import read_exactly, write_all
+from .protocol import Paths
 
 __all__ = [
     "CHUNK",
+    "GUEST_BOOTSTRAP",
     "HEADER",
     "MAX_PAYLOAD",
     "STREAMS",
@@ -42,9 +44,17 @@ __all__ = [
     "encode",
     "encode_json",
     "file_frames",
+    "inside_workspace",
     "read",
     "write",
 ]
+
+GUEST_BOOTSTRAP = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from runner.roles.guest import main; main(sys.argv[1], sys.argv[2])"
+)
+"""Starts the guest's end (:mod:`.roles.guest`): ``python3 -I -B -c GUEST_BOOTSTRAP <dir
+holding the runner package> run`` (or ``probe``)."""
 
 HEADER = struct.Struct("!cI")
 """A frame's tag and the length of its payload."""
@@ -135,6 +145,16 @@ def read(fd: int, max_payload: int = MAX_PAYLOAD) -> tuple[bytes, bytes] | None:
 
 def write(fd: int, tag: bytes, payload: bytes = b"") -> None:
     write_all(fd, encode(tag, payload))
+
+
+def inside_workspace(paths: Paths, rel: str) -> str | None:
+    """``work/x`` or ``meta/x`` as a path in the execution's dirs; None for anything else
+    (absolute, ``..``, another dir)."""
+    top, _, rest = rel.partition("/")
+    parts = rest.split("/")
+    if top not in ("work", "meta") or not rest or any(p in ("", ".", "..") for p in parts):
+        return None
+    return os.path.join(paths["work"] if top == "work" else paths["meta"], *parts)
 
 
 class FileSink:

@@ -20,7 +20,6 @@ from sandbox_tool.engines.runners import requests
 from sandbox_tool.engines.runners.workspace import Workspace
 from sandbox_tool.runner import mux
 from sandbox_tool.runner.framing import HEADER
-from sandbox_tool.runner.roles.guest import GUEST_BOOTSTRAP, inside_workspace
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
 
@@ -31,7 +30,7 @@ class Guest:
     def __init__(self, tmp_path: Path) -> None:
         self.ws = Workspace(tmp_path / "guest" / "ws")
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-B", "-c", GUEST_BOOTSTRAP, requests.RUNNER_PARENT, "run"],
+            [sys.executable, "-I", "-B", "-c", mux.GUEST_BOOTSTRAP, requests.RUNNER_PARENT, "run"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd="/",
@@ -214,15 +213,15 @@ def test_a_broken_protocol_ends_the_role(guest: Guest) -> None:
 
 def test_only_work_and_meta_paths_are_files() -> None:
     paths = {"work": "/w/work", "tmp": "/w/tmp", "meta": "/w/meta"}
-    assert inside_workspace(paths, "work/a/b.csv") == "/w/work/a/b.csv"  # type: ignore[arg-type]
-    assert inside_workspace(paths, "meta/worker.json") == "/w/meta/worker.json"  # type: ignore[arg-type]
+    assert mux.inside_workspace(paths, "work/a/b.csv") == "/w/work/a/b.csv"  # type: ignore[arg-type]
+    assert mux.inside_workspace(paths, "meta/worker.json") == "/w/meta/worker.json"  # type: ignore[arg-type]
     for bad in ("/etc/passwd", "work/../meta/x", "tmp/x", "work/", "work/./x", "x"):
-        assert inside_workspace(paths, bad) is None, bad  # type: ignore[arg-type]
+        assert mux.inside_workspace(paths, bad) is None, bad  # type: ignore[arg-type]
 
 
 def test_the_probe_reports_the_guest_kernels_layers() -> None:
     out = subprocess.run(
-        [sys.executable, "-I", "-B", "-c", GUEST_BOOTSTRAP, requests.RUNNER_PARENT, "probe"],
+        [sys.executable, "-I", "-B", "-c", mux.GUEST_BOOTSTRAP, requests.RUNNER_PARENT, "probe"],
         capture_output=True,
         text=True,
         timeout=60,

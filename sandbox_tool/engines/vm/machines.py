@@ -33,7 +33,7 @@ from sandbox_tool.engines.runners.runner import running
 from sandbox_tool.engines.vm import bootlog
 from sandbox_tool.engines.vm.sdk import VMKey, boot_error, create_kwargs, import_sdk, map_error
 from sandbox_tool.errors import EngineUnavailable, SandboxError
-from sandbox_tool.runner.roles.guest import GUEST_BOOTSTRAP
+from sandbox_tool.runner import mux
 
 __all__ = ["PREFIX", "Machine", "Machines", "VMSpec", "owner_tag", "runner_zip"]
 
@@ -217,7 +217,7 @@ class Machines:
                 f"{unpacked.exit_code}): {unpacked.stderr_text[-500:]}"
             )
         probed = await self._step(
-            vm.exec(spec.python, ["-I", "-B", "-c", GUEST_BOOTSTRAP, spec.guest_dir, "probe"],
+            vm.exec(spec.python, ["-I", "-B", "-c", mux.GUEST_BOOTSTRAP, spec.guest_dir, "probe"],
                     timeout=_STEP_SECONDS), "probe the guest's sandbox layers")  # fmt: skip
         try:
             layers: dict[str, Any] = json.loads(probed.stdout_text.strip().splitlines()[-1])

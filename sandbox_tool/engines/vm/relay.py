@@ -43,7 +43,6 @@ from typing import Any, TypedDict
 from sandbox_tool.runner import mux
 from sandbox_tool.runner.framing import HEADER
 from sandbox_tool.runner.protocol import MAX_ARTIFACT_FILES, Paths
-from sandbox_tool.runner.roles.guest import GUEST_BOOTSTRAP, inside_workspace
 
 __all__ = ["RELAY_BOOTSTRAP", "Relay", "RelayConfig", "main"]
 
@@ -94,7 +93,7 @@ class _CopyOut:
         self.cut = False
 
     def open(self, rel: str, size: int) -> int | None:
-        path = inside_workspace(self.paths, rel)
+        path = mux.inside_workspace(self.paths, rel)
         if path is None:
             raise mux.MuxError(f"the guest sent a file outside the workspace: {rel!r}")
         if size > self.left or self.files <= 0:
@@ -194,10 +193,10 @@ class Relay:
         self.sdk = sdk = importlib.import_module(config["sdk"])
         handle = await sdk.Sandbox.get(config["vm"])
         vm = await handle.connect(timeout=config["connect_timeout"])
+        guest = ["-I", "-B", "-c", mux.GUEST_BOOTSTRAP, config["guest_parent"], "run"]
         self.exec = await vm.exec_stream(
-            config["python"], ["-I", "-B", "-c", GUEST_BOOTSTRAP, config["guest_parent"], "run"],
-            cwd="/", env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
-            stdin=sdk.Stdin.pipe(),
+            config["python"], guest, cwd="/", stdin=sdk.Stdin.pipe(),
+            env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
         )  # fmt: skip
         self.sink = self.exec.take_stdin()
         start = {"setup": setup, "copy_out_max_bytes": config["copy_out_max_bytes"],

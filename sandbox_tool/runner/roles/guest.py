@@ -2,7 +2,7 @@
 
 The host's relay (``sandbox_tool/engines/vm/relay.py``) runs, through the VM's exec::
 
-    python3 -I -B -c GUEST_BOOTSTRAP <dir holding this package> run
+    python3 -I -B -c mux.GUEST_BOOTSTRAP <dir holding this package> run
 
 with the exec's stdin and stdout carrying :mod:`..mux` frames. This process then
 
@@ -50,7 +50,6 @@ from ..protocol import (
     MAX_ARTIFACT_FILES,
     MPLCONFIG_DIR,
     WORKER_REPORT,
-    Paths,
     RunnerSetup,
     read_regular,
 )
@@ -58,12 +57,8 @@ from ..syscalls import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, kill_quietly, t
 from .cells import _files
 from .supervisor import reap_everything, supervise
 
-__all__ = ["GUEST_BOOTSTRAP", "Guest", "inside_workspace", "main", "probe_layers"]
+__all__ = ["Guest", "main", "probe_layers"]
 
-GUEST_BOOTSTRAP = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from runner.roles.guest import main; main(sys.argv[1], sys.argv[2])"
-)
 #: Once the supervisor has ended: how long its streams get to end before what holds
 #: them open is killed.
 _END_GRACE = 1.0
@@ -97,16 +92,6 @@ def _become_supervisor(
         supervise(setup, control_w, channel)
     except BaseException:  # noqa: BLE001 - never return into the guest role
         os._exit(70)
-
-
-def inside_workspace(paths: Paths, rel: str) -> str | None:
-    """``work/x`` or ``meta/x`` as a path in the execution's dirs; None for anything else
-    (absolute, ``..``, another dir)."""
-    top, _, rest = rel.partition("/")
-    parts = rest.split("/")
-    if top not in ("work", "meta") or not rest or any(p in ("", ".", "..") for p in parts):
-        return None
-    return os.path.join(paths["work"] if top == "work" else paths["meta"], *parts)
 
 
 class Guest:
@@ -176,7 +161,7 @@ class Guest:
 
     def _open_exposed(self, rel: str, size: int) -> int:
         assert self.setup is not None
-        path = inside_workspace(self.setup["paths"], rel)
+        path = mux.inside_workspace(self.setup["paths"], rel)
         if path is None or not rel.startswith("work/"):
             raise mux.MuxError(f"an input file outside the work dir: {rel!r}")
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
