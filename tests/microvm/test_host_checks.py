@@ -6,8 +6,11 @@ from __future__ import annotations
 import errno
 import importlib.metadata
 import importlib.util
+import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -210,3 +213,17 @@ def test_the_default_falls_back_and_says_why(monkeypatch: pytest.MonkeyPatch) ->
     passed = {info.name: info for info in sandbox.passed_over}
     assert passed["microsandbox"].reason == reason
     assert not passed["microsandbox"].available
+
+
+def test_sandbox_tool_engines_reports_it_first_with_the_reason() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "sandbox_tool", "engines", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    listed = json.loads(out.stdout)
+    assert listed[0]["name"] == "microsandbox" and listed[0]["security_level"] == 9
+    probe = MicrosandboxEngine.probe()
+    assert (listed[0]["available"], listed[0]["reason"]) == (probe.available, probe.reason)
