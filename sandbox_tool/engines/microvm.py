@@ -52,6 +52,13 @@ class MicrosandboxEngine(RunnerEngine):
 
     >>> engine = MicrosandboxEngine()                                  # the default image
     >>> engine = MicrosandboxEngine(image="/srv/rootfs-datascience", cpus=2)
+
+    ``image``: a root file system directory, a disk image file or an OCI reference in
+    microsandbox's local cache (default ``$SANDBOX_TOOL_MICROSANDBOX_IMAGE``, else
+    ``sandbox-tool-datascience:latest``); ``cpus``: the VMs' CPUs; ``guest_python``: the
+    guest's Python 3.10+; ``boot_timeout``: seconds a VM gets to boot and be prepared;
+    ``accept_degraded``: run without the runner's sandbox inside the guest when its
+    kernel cannot build it (and say so in every result).
     """
 
     name = "microsandbox"
@@ -72,6 +79,7 @@ class MicrosandboxEngine(RunnerEngine):
         image: str | None = None,
         cpus: int | None = None,
         guest_python: str = "python3",
+        boot_timeout: float = 300.0,
         work_root: Path | None = None,
         accept_degraded: bool = False,
         isolation: MicroVM | None = None,
@@ -82,7 +90,7 @@ class MicrosandboxEngine(RunnerEngine):
     ) -> None:
         if isolation is None:
             spec = VMSpec(image=image or default_image(), cpus=cpus or _default_cpus(),
-                          python=guest_python,
+                          python=guest_python, boot_timeout=boot_timeout,
                           work_root=str(work_root or tempfile.gettempdir()))  # fmt: skip
             isolation = MicroVM(spec, accept_degraded=accept_degraded)
         super().__init__(

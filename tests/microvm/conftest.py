@@ -11,6 +11,7 @@ can boot.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -30,6 +31,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 
+@functools.cache
 def double_unavailable() -> str | None:
     """Why the SDK double cannot run here, or None."""
     if not sys.platform.startswith("linux"):

@@ -8,7 +8,8 @@ engine depends on it:
 - a sandbox is a record under ``$MSB_HOME/double/`` (so the relay, another process,
   finds it by name); ``Sandbox.create`` "boots" it, or fails as a VM that cannot boot
   does (a bare ``MicrosandboxError`` and the cause in ``logs/runtime.log``) when
-  ``$MSB_HOME/double/fail-boot`` holds a runtime log;
+  ``$MSB_HOME/double/fail-boot`` holds a runtime log, or takes the seconds
+  ``$MSB_HOME/double/boot-seconds`` says;
 - an exec runs the command on this host in a private mount namespace where each of the
   sandbox's tmpfs volumes is a directory of its own (so the guest's work root and
   runner dir are not the host's), without network for ``Network.none()``, in a process
@@ -401,6 +402,9 @@ class Sandbox:
         detached: bool = False,
     ) -> Sandbox:
         home = _root()
+        slow = home / "boot-seconds"
+        if slow.exists():
+            await asyncio.sleep(float(slow.read_text()))
         failure = home / "fail-boot"
         if failure.exists():
             logs = home.parent / "sandboxes" / name / "logs"

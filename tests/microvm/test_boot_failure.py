@@ -108,6 +108,25 @@ def test_a_failed_boot_is_unavailable_with_the_logs_cause(tmp_path: Path, msb_ho
     assert "KVM_EXIT_INTERNAL_ERROR" in (Path(logs) / "runtime.log").read_text()
 
 
+def test_a_boot_that_takes_too_long_is_unavailable(tmp_path: Path, msb_home: Path) -> None:
+    (msb_home / "double").mkdir()
+    (msb_home / "double" / "boot-seconds").write_text("30")
+    spec = VMSpec(
+        image="x",
+        work_root=str(tmp_path / "w"),
+        guest_dir="/g",
+        sdk=DOUBLE,
+        sdk_path=str(REPO),
+        boot_timeout=0.5,
+    )
+    machines = Machines(spec)
+    try:
+        with pytest.raises(EngineUnavailable, match=r"within 0.5 s \(raise boot_timeout\)"):
+            machines.ensure(VMKey(False, 2048))
+    finally:
+        machines.close()
+
+
 @needs_double
 def test_the_engine_does_not_start_and_says_why(tmp_path: Path, msb_home: Path) -> None:
     (msb_home / "double").mkdir()

@@ -16,6 +16,7 @@ loop (``execute_sync`` makes a new one per call) and from its start-up thread.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import io
 import itertools
@@ -107,7 +108,14 @@ class _Loop:
         self.thread.start()
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        """``coro``'s result; past ``timeout`` seconds it is cancelled and
+        ``TimeoutError`` raised."""
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError from None
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -148,7 +156,14 @@ class Machines:
             if machine is not None:  # it stopped (crashed, killed): replace it
                 del self._machines[key]
                 self._run(self._destroy(machine.name, machine.vm))
-            machine = self._run(self._boot(key), self.spec.boot_timeout)
+            try:
+                machine = self._run(self._boot(key), self.spec.boot_timeout)
+            except TimeoutError:
+                raise EngineUnavailable(
+                    f"microsandbox engine: the microVM did not boot and get ready within "
+                    f"{self.spec.boot_timeout:g} s (raise boot_timeout)",
+                    engine=_ENGINE,
+                ) from None
             self._machines[key] = machine
             return machine
 

@@ -41,10 +41,10 @@ import sys
 from typing import Any, TypedDict
 
 from sandbox_tool.runner import mux
-from sandbox_tool.runner.framing import HEADER
+from sandbox_tool.runner.framing import HEADER, write_all
 from sandbox_tool.runner.protocol import MAX_ARTIFACT_FILES, Paths
 
-__all__ = ["RELAY_BOOTSTRAP", "Relay", "RelayConfig", "main"]
+__all__ = ["RELAY_BOOTSTRAP", "Relay", "RelayConfig", "failure_report", "main"]
 
 RELAY_BOOTSTRAP = (
     "import sys, types\n"
@@ -144,13 +144,13 @@ class Relay:
             return  # the host went away before the runner was set up
         setup, early = read
         self.copy_out = _CopyOut(setup["paths"], self.config["copy_out_max_bytes"])
+        loop.add_signal_handler(signal.SIGTERM, self._on_stop)
         try:
             await self._start(setup, early)
         except Exception as exc:  # noqa: BLE001 - the SDK's errors, reported to the host
             await self._fail(f"the microVM {self.config['vm']!r} could not start the runner: "
                              f"{type(exc).__name__}: {exc}")  # fmt: skip
             return
-        loop.add_signal_handler(signal.SIGTERM, self._on_stop)
         to_guest = asyncio.ensure_future(self._to_guest())
         try:
             await self._from_guest()
@@ -282,6 +282,8 @@ class Relay:
         del self.diagnostic[:-_DIAGNOSTIC_BYTES]
 
     def _on_stop(self) -> None:
+        if self.exec is None:  # stopped before the exec started: nothing runs in the VM yet
+            os._exit(0)
         if self.stopping is None:
             self.stopping = asyncio.ensure_future(self._stop())
 
@@ -305,9 +307,14 @@ class Relay:
         unless the guest's supervisor reported already."""
         if self.control_sent or mux.CONTROL not in self.open_fds:
             return
-        report = {"exit_code": 71, "signal": None, "maxrss_kb": 0, "cpu_seconds": 0.0,
-                  "isolation": None, "message": message[-_DIAGNOSTIC_BYTES:]}  # fmt: skip
-        await self._to_pipe(mux.CONTROL, json.dumps(report).encode())
+        await self._to_pipe(mux.CONTROL, failure_report(message))
+
+
+def failure_report(message: str) -> bytes:
+    """A supervisor report saying the runner could not run (the host reads its message)."""
+    report = {"exit_code": 71, "signal": None, "maxrss_kb": 0, "cpu_seconds": 0.0,
+              "isolation": None, "message": message[-_DIAGNOSTIC_BYTES:]}  # fmt: skip
+    return json.dumps(report).encode()
 
 
 async def _writable(fd: int, poll: float = 0.05) -> None:
@@ -348,8 +355,14 @@ def main(config_json: str, control_fd: int) -> None:
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
+    relay = Relay(config, host, control_fd)
     try:
-        asyncio.run(Relay(config, host, control_fd).run())
+        asyncio.run(relay.run())
+    except Exception as exc:  # noqa: BLE001 - a bug here: the host must still learn of it
+        if not relay.control_sent and mux.CONTROL in relay.open_fds:
+            with contextlib.suppress(OSError):
+                os.set_blocking(control_fd, True)
+                write_all(control_fd, failure_report(f"the microVM relay failed: {exc!r}"))
     finally:
         host.close()
     os._exit(0)  # the SDK's runtime threads must not keep this process alive

@@ -228,8 +228,9 @@ class Guest:
             self._end(send=False)
         for tag, payload in decoder.feed(data):
             if tag == mux.CHANNEL and payload and not self.runner_eof:
-                self.to_runner += payload
-                self._want_write(True)
+                if self._registered(mux.CHANNEL):  # else the runner has gone: dropped
+                    self.to_runner += payload
+                    self._want_write(True)
             elif tag == mux.CHANNEL:
                 self.runner_eof = True
                 self._want_write(True)
