@@ -9,7 +9,8 @@ execution (:class:`~sandbox_tool.engines.isolation.microvm.MicroVM`).
 
 What it stops: everything the process engine stops, inside the guest (namespaces, a
 private root, an unprivileged uid, seccomp, rlimits, the process cap, a size-capped
-tmpfs; not landlock, which the guest kernel lacks); and, around that, a hardware
+tmpfs; landlock only where the guest kernel has it, and libkrunfw's shows none); and,
+around that, a hardware
 virtualization boundary: the code runs on the guest's kernel, sees none of the host's
 files, processes or devices, and has no network (``network=True``: the public internet,
 never the host's loopback or private networks).

@@ -6,9 +6,10 @@
 - **The runner's own sandbox inside the guest.** Executions that share a VM are kept
   apart by the same layers the process engine builds on the host (user, pid, net, ipc,
   uts, mount namespaces, a private read-only root, an unprivileged uid, seccomp, the
-  process cap and a size-capped tmpfs), built by the guest kernel. Its kernel has no
-  landlock: that layer is left out and every result says so. A guest whose kernel cannot
-  build them makes the engine refuse to start, unless ``accept_degraded=True``.
+  process cap and a size-capped tmpfs), built by the guest kernel. The guest role probes
+  them at boot; the bundled guest kernel (libkrunfw's) shows no landlock, and a layer left
+  out is said in every result. A guest whose kernel cannot build the sandbox makes the
+  engine refuse to start, unless ``accept_degraded=True``.
 - **The transport.** A VM has no host file descriptors, so ``wrap_argv`` makes the
   runner process a relay (:mod:`sandbox_tool.engines.vm.relay`) that carries the
   runner's four channels over the VM's exec; the driver, its timeout, output cap and
