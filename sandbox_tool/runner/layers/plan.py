@@ -117,6 +117,9 @@ def default_plan(
     ro.append(runner_dir)
     ro += [p for p in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64") if os.path.lexists(p)]
     etc = ["ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf"]
+    # Debian's packaged stack reads these: libblas.so.3 and liblapack.so.3 (numpy) are
+    # links through /etc/alternatives, matplotlib's rc file is /etc/matplotlibrc
+    etc += ["alternatives", "matplotlibrc"]
     etc += ["mime.types"]
     if network:
         etc += ["resolv.conf", "ssl", "gai.conf", "services", "protocols"]
