@@ -90,9 +90,29 @@ class IsolationSetup(IsolationSetupOptional):
     """At most this many bytes are copied back from the scratch dirs when the sandbox ends."""
 
 
+class Confinement(TypedDict, total=False):
+    """What a worker without a sandbox of its own applies to itself before it waits for
+    code (:mod:`.layers.confine`): the native engine's filter, a gVisor runner's root,
+    uid and filter."""
+
+    mode: str
+    """How the engine calls this confinement in results (``"native"``, ``"gvisor"``)."""
+    chroot: str
+    """A root prepared for this runner (by the gVisor template)."""
+    uid: int
+    """Change from root to this uid and gid, with every capability dropped."""
+    umask: int
+    seccomp: dict[str, Any]
+    """A spec for :func:`.layers.seccomp.apply` (sets ``no_new_privs`` first)."""
+    namespaces: dict[str, bool]
+    """The namespaces the runner entered before the worker was forked (reported as is)."""
+
+
 class RunnerSetupOptional(TypedDict, total=False):
     isolation: IsolationSetup | None
     """Absent or None: no sandbox (the native engine); the worker is a plain child."""
+    confine: Confinement | None
+    """Absent or None: the worker applies nothing to itself beyond its rlimits."""
 
 
 class RunnerSetup(RunnerSetupOptional):
