@@ -2,8 +2,9 @@
 
 Every test runs once per side:
 
-- ``baseline-native``: the ``native`` engine, which is not a security boundary; the
-  attack must work there (or the test says why that cannot be shown safely);
+- ``baseline-native``: the ``native`` engine without its seccomp filter
+  (``seccomp=False``), which is not a security boundary; the attack must work there (or
+  the test says why that cannot be shown safely);
 - ``sandbox-process``: the ``process`` engine; the attack must fail in a named way.
   Skipped, with the probe's reason, until that engine is registered and available.
 
@@ -144,7 +145,9 @@ def side(
             pytest.skip(f'"process" engine not available: {reason}')
     work_root = tmp_path / "engine-root"
     work_root.mkdir()
-    engine = ENGINES[name](work_root=work_root, warm=False)  # type: ignore[call-arg]
+    # the baseline shows the attack itself works: nothing of the native filter in the way
+    extra = {"seccomp": False} if role == "baseline" else {}
+    engine = ENGINES[name](work_root=work_root, warm=False, **extra)  # type: ignore[call-arg]
     sandbox = PythonSandbox(engine=engine)
     asyncio.run(sandbox.start())
     try:
