@@ -106,6 +106,8 @@ class Confinement(TypedDict, total=False):
     """A spec for :func:`.layers.seccomp.apply` (sets ``no_new_privs`` first)."""
     namespaces: dict[str, bool]
     """The namespaces the runner entered before the worker was forked (reported as is)."""
+    private_root: bool
+    """The runner's supervisor put the worker in a root of its own (reported as is)."""
 
 
 class RunnerSetupOptional(TypedDict, total=False):

@@ -60,7 +60,7 @@ def apply(spec: Confinement) -> IsolationSummary:
         "namespaces": spec.get("namespaces"),
         "uid": os.getuid(),
         "host_uid": None,
-        "private_root": bool(root),
+        "private_root": bool(root or spec.get("private_root")),
         "capabilities_dropped": uid is not None,
         "no_new_privs": sc_spec is not None,
         "process_cap": None,
