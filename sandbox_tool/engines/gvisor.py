@@ -11,11 +11,11 @@ the host kernel's system calls is out of the code's reach. What each execution g
   the host's network;
 - **per runner, inside it**: a root of its own (a ``chroot``: runsc 2022 has no
   ``pivot_root``), with the execution's dirs in a tmpfs of ``max_disk_mb`` copied back
-  to the host when it ends; pid, ipc, uts and net namespaces; a pids cgroup of
-  ``max_processes``; uid 0 of the sandbox without any capability; ``no_new_privs``; the
-  process engine's seccomp filter with ``execve`` refused; the rlimits; the host's
-  wall-clock, output, CPU and memory budgets (the memory and CPU read from gVisor's own
-  cgroups), and the kill of the runner's whole pid namespace.
+  to the host when it ends; pid, ipc, uts and net namespaces; a uid of its own without
+  any capability, with ``RLIMIT_NPROC`` of ``max_processes`` (and a pids cgroup);
+  ``no_new_privs``; the process engine's seccomp filter with ``execve`` refused; the
+  rlimits; the host's wall-clock, output, CPU and memory budgets (the memory and CPU
+  read from gVisor's own cgroups), and the kill of the runner's whole pid namespace.
 
 What it does not stop: bugs in gVisor itself (its sentry and gofer run on the host with
 reduced privileges); reading the world-readable system files it binds; what runners of

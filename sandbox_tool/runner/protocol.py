@@ -101,6 +101,11 @@ class Confinement(TypedDict, total=False):
     """A root prepared for this runner (by the gVisor template)."""
     uid: int
     """Change from root to this uid and gid, with every capability dropped."""
+    nproc: int
+    """``RLIMIT_NPROC`` set once the uid changed (a uid of the runner's own: only its tasks
+    count)."""
+    process_cap: int
+    """The cap on the runner's tasks that ``nproc`` gives (reported as is)."""
     umask: int
     seccomp: dict[str, Any]
     """A spec for :func:`.layers.seccomp.apply` (sets ``no_new_privs`` first)."""

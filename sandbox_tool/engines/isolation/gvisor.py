@@ -11,8 +11,9 @@ the code's system calls never reach the host kernel), a sandbox that sees only r
 binds of what Python needs and the workspaces' directory (no network unless asked); then
 per runner: a chroot into a root of its own with its work, meta and temp dirs in a tmpfs
 of ``max_disk_mb`` (copied back to the host when it ends), pid, ipc, uts and net
-namespaces, a pids cgroup of ``max_processes``, uid 0 without any capability,
-``no_new_privs`` and the process engine's seccomp filter with ``execve`` refused too.
+namespaces, a uid of its own without any capability (``RLIMIT_NPROC`` of
+``max_processes`` on it, and a pids cgroup), ``no_new_privs`` and the process engine's
+seccomp filter with ``execve`` refused too.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ class Gvisor(Isolation):
 
     name = "gvisor"
     promises_layers = True
+    # RLIMIT_NPROC on the worker's own uid (one per runner), a pids cgroup behind it
+    # (gVisor's pids controller lets a few more tasks through than pids.max under load)
     caps_processes = True
     hosts_runners = True
     #: On a timeout the runner's keeper gets this long to copy its files out.
@@ -139,9 +142,9 @@ class Gvisor(Isolation):
 
     def confine(self, ws: Workspace, key: Hashable) -> Confinement:
         network = bool(key[0]) if isinstance(key, tuple) else False
+        # the runner's keeper adds the uid its worker becomes (one per live runner)
         return {
             "mode": "gvisor",
-            "uid": 0,  # the sandbox's root, every capability dropped (see keeper.py)
             "seccomp": {"network": network, "unix_sockets": False, "programs": False},
             "namespaces": {
                 "user": False,

@@ -23,9 +23,10 @@ from typing import Any
 __all__ = ["CAPABILITIES", "ETC_FILES", "write_bundle"]
 
 #: What the template needs inside the sandbox: mounts, chroot, namespaces, cgroup files,
+#: the runners' files given to their uids,
 #: dropping capabilities in the workers (CAP_SETPCAP). gVisor's kernel enforces them.
 CAPABILITIES = (
-    "CAP_SYS_ADMIN", "CAP_SYS_CHROOT", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH",
+    "CAP_SYS_ADMIN", "CAP_SYS_CHROOT", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH",
     "CAP_FOWNER", "CAP_SETPCAP", "CAP_SETUID", "CAP_SETGID", "CAP_KILL",
 )  # fmt: skip
 #: The ``/etc`` files Python and the dynamic loader read (the runners' own ``passwd``,

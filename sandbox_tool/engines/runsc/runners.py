@@ -33,10 +33,16 @@ _CLOSED = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0x2000)
 
 class BoxedTree:
     """A runner inside a gVisor sandbox: ``rid`` names it to the sandbox's template;
-    ``control`` is the host's end of its control channel, which ends when it is over."""
+    ``control`` is the host's end of its control channel, which ends when it is over.
+
+    Its memory is what its cgroup counts beyond what it counted when the runner was
+    ready: gVisor counts each process's resident pages in full (no proportional share),
+    so the keeper, supervisor and worker forked from the template already count the
+    template's preloaded heap three times before any code runs."""
 
     def __init__(self, box: Box, rid: str, control: int) -> None:
         self.box, self.rid, self.control = box, rid, control
+        self.base_memory = 0
 
     def _signal(self, sig: int) -> None:
         self.box.post({"op": "kill", "rid": self.rid, "signal": int(sig)})
@@ -81,8 +87,8 @@ class BoxedTree:
             answer = self.box.request({"op": "usage", "rid": self.rid})
         except EngineError:
             return TreeUsage(0.0, 0)
-        return TreeUsage(float(answer.get("cpu_seconds") or 0.0),
-                         int(answer.get("memory_bytes") or 0))  # fmt: skip
+        memory = max(0, int(answer.get("memory_bytes") or 0) - self.base_memory)
+        return TreeUsage(float(answer.get("cpu_seconds") or 0.0), memory)
 
 
 class BoxTemplate:
@@ -151,7 +157,9 @@ class BoxTemplate:
             request_r=-1, request_w=fds["channel"], stdout_r=fds["stdout"], stdout_w=-1,
             stderr_r=fds["stderr"], stderr_w=-1, control_r=fds["control"], control_w=-1,
         )  # fmt: skip
-        return int(answer["pid"]), pipes, BoxedTree(box, rid, fds["control"])
+        tree = BoxedTree(box, rid, fds["control"])
+        tree.base_memory = tree.usage().memory_bytes
+        return int(answer["pid"]), pipes, tree
 
     def stop(self) -> str:
         with self._lock:

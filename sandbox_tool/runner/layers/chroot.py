@@ -6,19 +6,20 @@ it came from (where they stay, broken, once it is gone). So a runner's root is b
 the sandbox's one mount namespace, under a directory only the sandbox's root can reach
 (``/.sbx/<runner>``, a tmpfs of the sandbox's own), and entered with ``chroot``:
 
-- ``root``: a small tmpfs (``mode=0555``: the worker, uid 0 without capabilities, cannot
-  write there) holding the plan's ``/etc`` files (read-only), mount points, and binds of
-  the plan's paths: the read-only ones (the interpreter, the runner, ``/usr``, which the
-  sandbox mounted read-only from the host), the device files, and the execution's dirs;
+- ``root``: a small tmpfs (``mode=0555``, the sandbox's root's: the worker, a uid of its
+  own without capabilities, cannot write there) holding the plan's ``/etc`` files
+  (read-only), mount points, and binds of the plan's paths: the read-only ones (the
+  interpreter, the runner, ``/usr``, which the sandbox mounted read-only from the
+  host), the device files, and the execution's dirs;
 - ``scratch``: the execution's work, meta and temp dirs are directories of ONE tmpfs of
   ``max_disk_mb`` (:mod:`.scratch`): work and meta are copied in, exposed files are bound
   read-only over placeholders, and new or changed files are copied back to the host
   dirs once the runner's processes are dead.
 
-``/proc`` is mounted (read-only: a writable ``/proc/sys`` would let uid 0 change the
-whole sandbox's settings) by the runner's pid 1, so that it shows the runner's own pid
-namespace. :func:`teardown` unmounts everything under the runner's directory, deepest
-first, whatever state a killed runner left it in.
+``/proc`` is mounted by the runner's pid 1, so that it shows the runner's own pid
+namespace, and read-only: no ``/proc/sys`` setting of the whole sandbox can change.
+:func:`teardown` unmounts everything under the runner's directory, deepest first,
+whatever state a killed runner left it in.
 """
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ __all__ = ["build", "mount_proc", "teardown"]
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND = 1, 2, 4, 8, 4096
 
 
-def build(plan: dict[str, Any], top: str) -> tuple[str, scratch.Scratch | None, dict[str, Any]]:
-    """Build the root of ``plan`` under ``top`` (created here); return the root's path,
-    its scratch dirs (for the copy-out), and a report of what was mounted."""
+def build(
+    plan: dict[str, Any], top: str, owner: tuple[int, int] | None = None
+) -> tuple[str, scratch.Scratch | None, dict[str, Any]]:
+    """Build the root of ``plan`` under ``top`` (created here), its scratch dirs owned by
+    ``owner`` (uid, gid); return the root's path, its scratch dirs (for the copy-out), and
+    a report of what was mounted."""
     p = Plan(plan)
     os.mkdir(top, 0o700)
     root = os.path.join(top, "root")
@@ -47,7 +51,7 @@ def build(plan: dict[str, Any], top: str) -> tuple[str, scratch.Scratch | None, 
     dirs = None
     report: dict[str, Any] = {"ro": [], "rw": [], "dev": [], "link": [], "scratch": []}
     if p.scratch is not None:
-        dirs = scratch.Scratch(p.scratch, None)
+        dirs = scratch.Scratch(p.scratch, owner)
         report["disk"] = dirs.setup("", os.path.join(top, "scratch"), _mount_without_inodes)
     for path, text in p.files.items():
         target = root + path

@@ -18,6 +18,7 @@ layer cannot be applied (a runner never runs code with less than its setup asked
 from __future__ import annotations
 
 import os
+import resource
 import time
 from typing import Any
 
@@ -41,6 +42,9 @@ def apply(spec: Confinement) -> IsolationSummary:
         drop_bounding()  # needs CAP_SETPCAP: before the uid change takes it away
         os.setgroups([])
         become(int(uid), int(uid))
+    if spec.get("nproc"):
+        nproc = int(spec["nproc"] or 0)
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
     if spec.get("umask") is not None:
         os.umask(int(spec["umask"] or 0))
     sc_report: dict[str, Any] = {"applied": False}
@@ -63,7 +67,7 @@ def apply(spec: Confinement) -> IsolationSummary:
         "private_root": bool(root or spec.get("private_root")),
         "capabilities_dropped": uid is not None,
         "no_new_privs": sc_spec is not None,
-        "process_cap": None,
+        "process_cap": spec.get("process_cap"),
         "landlock": {"applied": False},
         "seccomp": sc_report,
         "disk_mb": None,

@@ -56,13 +56,18 @@ CONTROLLERS = ("pids", "memory", "cpuacct")
 _KEEPER_SECONDS = 60.0
 
 
+#: Runners' uids: one per live runner, never 0 (RLIMIT_NPROC then counts only its tasks).
+FIRST_UID, LAST_UID = 100_000, 1 << 30
+
+
 @dataclass
 class Kept:
-    """A runner this template started: its keeper, its supervisor, its directory."""
+    """A runner this template started: its keeper, its supervisor, its directory, its uid."""
 
     keeper: int
     supervisor: int
     top: str
+    uid: int
 
 
 class Template:
@@ -75,6 +80,16 @@ class Template:
         self.by_keeper: dict[int, str] = {}
         self.groups = {name: os.path.join(RUNNERS, "cg", name) for name in CONTROLLERS}
         self.count = 0
+        self.next_uid = FIRST_UID
+
+    def _uid(self) -> int:
+        """A uid no live runner has (runners are few: the search is short)."""
+        taken = {kept.uid for kept in self.kept.values()}
+        while self.next_uid in taken:
+            self.next_uid = self.next_uid + 1 if self.next_uid < LAST_UID else FIRST_UID
+        uid = self.next_uid
+        self.next_uid = uid + 1 if uid < LAST_UID else FIRST_UID
+        return uid
 
     def mount_cgroups(self) -> None:
         for name, path in self.groups.items():
@@ -88,8 +103,9 @@ class Template:
 
     def fork(self, rid: str, setup: RunnerSetup) -> dict[str, Any]:
         self.count += 1
-        top = os.path.join(RUNNERS, f"r{self.count}")
-        groups = {name: os.path.join(path, rid) for name, path in self.groups.items()}
+        top, uid = os.path.join(RUNNERS, f"r{self.count}"), self._uid()
+        # named by a counter, not by the runner's secret id: the runner reads its cgroups
+        groups = {name: os.path.join(path, f"r{self.count}") for name, path in self.groups.items()}
         for path in groups.values():
             os.mkdir(path, 0o700)
         report_r, report_w = os.pipe()
@@ -100,7 +116,7 @@ class Template:
                 os.closerange(report_w + 1, 1 << 16)
                 from .keeper import keep
 
-                keep(rid, setup, self.host, top, groups, report_w)
+                keep(rid, setup, self.host, top, groups, uid, report_w)
             finally:
                 os._exit(70)
         os.close(report_w)
@@ -108,14 +124,19 @@ class Template:
         self.by_keeper[pid] = rid
         if "pid" not in answer:
             kill_quietly(pid, signal.SIGKILL)
-            self.kept[rid] = Kept(pid, 0, top)
+            self.kept[rid] = Kept(pid, 0, top, uid)
             return {"rid": rid, "error": answer.get("error", "the runner did not start")}
-        self.kept[rid] = Kept(pid, int(answer["pid"]), top)
+        self.kept[rid] = Kept(pid, int(answer["pid"]), top, uid)
         return {"rid": rid, "pid": int(answer["pid"])}
 
+    def _group(self, controller: str, rid: str) -> str:
+        kept = self.kept.get(rid)
+        name = os.path.basename(kept.top) if kept is not None else "-"
+        return os.path.join(self.groups[controller], name)
+
     def usage(self, rid: str) -> dict[str, Any]:
-        cpu = _read_int(os.path.join(self.groups["cpuacct"], rid, "cpuacct.usage"))
-        memory = _read_int(os.path.join(self.groups["memory"], rid, "memory.usage_in_bytes"))
+        cpu = _read_int(os.path.join(self._group("cpuacct", rid), "cpuacct.usage"))
+        memory = _read_int(os.path.join(self._group("memory", rid), "memory.usage_in_bytes"))
         return {"rid": rid, "cpu_seconds": cpu / 1e9, "memory_bytes": memory}
 
     def kill(self, rid: str, sig: int) -> None:
@@ -138,11 +159,12 @@ class Template:
             kept = self.kept.pop(rid, None) if rid is not None else None
             if kept is None:
                 continue
-            kill_quietly(kept.supervisor, signal.SIGKILL)  # a keeper killed before it
+            if _orphan(kept.supervisor):  # its keeper died first: it is this process's now
+                kill_quietly(kept.supervisor, signal.SIGKILL)
             left = chroot.teardown(kept.top)
             for path in self.groups.values():
                 try:
-                    os.rmdir(os.path.join(path, rid or ""))
+                    os.rmdir(os.path.join(path, os.path.basename(kept.top)))
                 except OSError as exc:
                     left.append(f"cgroup {path}: {exc.strerror}")
             if left:
@@ -191,6 +213,18 @@ def _read_report(fd: int, timeout: float) -> dict[str, Any]:
     except ValueError:
         answer = {"error": f"unreadable keeper report: {data[:200]!r}"}
     return answer if isinstance(answer, dict) else {"error": "no keeper report"}
+
+
+def _orphan(pid: int) -> bool:
+    """Whether ``pid`` is a child of this process that is no keeper (checked by parent, so
+    that a pid already reused by another runner is never killed)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return len(fields) > 1 and int(fields[1]) == os.getpid()
 
 
 def _read_int(path: str) -> int:

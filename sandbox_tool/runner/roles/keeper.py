@@ -65,8 +65,9 @@ def join_cgroups(groups: dict[str, str], nproc: int) -> None:
             f.write(str(os.getpid()))
 
 
-def runner_plan(setup: RunnerSetup, build: IsolationSetup) -> dict[str, Any]:
-    """The process engine's plan for this runner, as a root the worker chroots into."""
+def runner_plan(setup: RunnerSetup, build: IsolationSetup, uid: int) -> dict[str, Any]:
+    """The process engine's plan for this runner, as a root its worker chroots into as
+    ``uid``."""
     paths = setup["paths"]
     plan = default_plan(
         paths["work"], paths["tmp"], paths["meta"],
@@ -76,23 +77,34 @@ def runner_plan(setup: RunnerSetup, build: IsolationSetup) -> dict[str, Any]:
         ro_files=tuple(build.get("ro_files", ())),
         copy_out_max_bytes=int(build["copy_out_max_bytes"]),
     )  # fmt: skip
-    plan["files"]["/etc/passwd"] = f"root:x:0:0::{paths['work']}:/usr/sbin/nologin\n"
-    plan["files"]["/etc/group"] = "root:x:0:\n"
+    plan["uid"] = plan["gid"] = uid
+    plan["files"]["/etc/passwd"] = f"sandbox:x:{uid}:{uid}::{paths['work']}:/usr/sbin/nologin\n"
+    plan["files"]["/etc/group"] = f"sandbox:x:{uid}:\n"
     return plan
 
 
 def keep(
-    rid: str, setup: RunnerSetup, host: str, top: str, groups: dict[str, str], report_w: int
+    rid: str,
+    setup: RunnerSetup,
+    host: str,
+    top: str,
+    groups: dict[str, str],
+    uid: int,
+    report_w: int,
 ) -> NoReturn:
     """The keeper's whole life (in the template's fork); reports the supervisor's pid, or
-    why it could not start, on ``report_w``."""
+    why it could not start, on ``report_w``. The worker will run as ``uid``."""
     channels: dict[str, int] = {}
     try:
         build: IsolationSetup = setup.pop("isolation") or {}  # type: ignore[assignment]
         for name in CHANNELS:
             channels[name] = connect(host, rid, name)
         join_cgroups(groups, int(build["nproc"]) + 2)  # + the keeper and the supervisor
-        root, dirs, _ = chroot.build(runner_plan(setup, build), top)
+        root, dirs, _ = chroot.build(runner_plan(setup, build, uid), top, owner=(uid, uid))
+        nproc = int(build["nproc"])
+        # gVisor refuses a task only past RLIMIT_NPROC (Linux at it): one lower caps at nproc
+        setup["confine"] = {**(setup.get("confine") or {}), "uid": uid,
+                            "nproc": max(1, nproc - 1), "process_cap": nproc}  # fmt: skip
         network = bool(build.get("network"))
         unshare(
             CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | (0 if network else CLONE_NEWNET),
