@@ -104,9 +104,10 @@ def test_concurrent_runners_cannot_see_each_other(gvisor: PythonSandbox) -> None
     """Two sessions at once: neither sees the other's files, processes or uid's tasks."""
 
     async def go() -> Any:
-        async with gvisor.session(ExecutionOptions(**FREE)) as one, gvisor.session(
-            ExecutionOptions(**FREE)
-        ) as two:
+        async with (
+            gvisor.session(ExecutionOptions(**FREE)) as one,
+            gvisor.session(ExecutionOptions(**FREE)) as two,
+        ):
             mine = await one.execute(
                 "import os\nopen('secret.txt', 'w').write('s1')\n"
                 "result = [os.getcwd(), os.getuid()]"

@@ -98,7 +98,7 @@ class Box:
         self.log_path = home / "box.log"
         self.info: dict[str, Any] = {}
         self._args = [spec.python, "-I", "-B", "-c", BOXED_BOOTSTRAP, spec.runner_parent,
-                      self.socket_path, self.token]  # fmt: skip
+                      self.socket_path]  # fmt: skip
         self._proc: subprocess.Popen[bytes] | None = None
         self._listener: socket.socket | None = None
         self._link: socket.socket | None = None
@@ -155,13 +155,17 @@ class Box:
             self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
             try:
                 proc = subprocess.Popen(
-                    wrapped, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+                    wrapped, stdin=subprocess.PIPE, stdout=self._log, stderr=self._log,
                     start_new_session=True, env={"PATH": "/usr/bin:/bin"},
                 )  # fmt: skip
             except BaseException as exc:  # noqa: BLE001 - reported to the caller
                 failure.append(exc)
                 started.set()
                 return
+            assert proc.stdin is not None
+            # the template's stdin: its token, then the end (runsc dead already: its log says)
+            with contextlib.suppress(OSError), proc.stdin:
+                proc.stdin.write(self.token.encode() + b"\n")
             self._proc = proc
             started.set()
             proc.wait()  # until the sandbox ends

@@ -35,6 +35,9 @@ from .plan import Plan
 __all__ = ["build", "mount_proc", "teardown"]
 
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND = 1, 2, 4, 8, 4096
+#: The dirs made on the way to a bind (``/root`` on the way to the interpreter's prefix):
+#: passed through, never listed (the process engine's landlock rules have the same effect).
+_PASSAGE = 0o111
 
 
 def build(
@@ -55,13 +58,13 @@ def build(
         report["disk"] = dirs.setup("", os.path.join(top, "scratch"), _mount_without_inodes)
     for path, text in p.files.items():
         target = root + path
-        os.makedirs(os.path.dirname(target), mode=0o555, exist_ok=True)
+        _passage(os.path.dirname(target))
         with open(target, "w", encoding="utf-8") as f:
             f.write(text)
         os.chmod(target, 0o444)
     for src, dst, kind in p.mounts:
         target = root + dst
-        os.makedirs(os.path.dirname(target), mode=0o555, exist_ok=True)
+        _passage(os.path.dirname(target))
         if kind == "link":
             if not os.path.lexists(target):
                 os.symlink(src, target)
@@ -75,8 +78,22 @@ def build(
         # read-only sources stay read-only: the sandbox mounted them so from the host
         mount(source, target, None, MS_BIND)
         report[kind].append(dst)
+    for name, link in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                       ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):  # fmt: skip
+        if os.path.isdir(root + "/dev") and not os.path.lexists(f"{root}/dev/{name}"):
+            os.symlink(link, f"{root}/dev/{name}")
     os.makedirs(root + "/proc", mode=0o555, exist_ok=True)
     return root, dirs, report
+
+
+def _passage(path: str) -> None:
+    """Make ``path`` and its missing parents, each traversable only (os.makedirs gives
+    intermediate directories the default mode)."""
+    if os.path.isdir(path):
+        return
+    _passage(os.path.dirname(path))
+    os.mkdir(path, _PASSAGE)
+    os.chmod(path, _PASSAGE)  # whatever the umask
 
 
 def _mount_without_inodes(

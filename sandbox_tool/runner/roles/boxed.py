@@ -2,10 +2,12 @@
 
 Started by the host (:mod:`sandbox_tool.engines.runsc`) as the sandbox's first process::
 
-    python -I -B -c BOXED_BOOTSTRAP <dir holding this package> <host socket> <token>
+    python -I -B -c BOXED_BOOTSTRAP <dir holding this package> <host socket>
 
-It connects to the host's unix socket (a host directory bound into the sandbox; ``runsc
---host-uds=open`` lets it connect), announces itself with the sandbox's token, imports
+with the sandbox's token on its stdin (not in its command line: runsc 2022 lets any
+process read any other's ``/proc/<pid>/cmdline``). It connects to the host's unix socket
+(a host directory bound into the sandbox; ``runsc --host-uds=open`` lets it connect),
+announces itself with the token, imports
 the preload list as the usual template does (:mod:`.template`), mounts the sandbox's
 own cgroup controllers (pids, memory, cpuacct: gVisor implements them itself, no host
 cgroup is involved), answers ``{"ready": true, ...}``, then serves the host's frames,
@@ -48,7 +50,7 @@ __all__ = ["BOXED_BOOTSTRAP", "main"]
 
 BOXED_BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from runner.roles.boxed import main; main(sys.argv[2], sys.argv[3])"
+    "from runner.roles.boxed import main; main(sys.argv[2])"
 )
 #: Where the runners' roots and cgroups live: a tmpfs only the sandbox's root can reach.
 RUNNERS = "/.sbx"
@@ -235,10 +237,14 @@ def _read_int(path: str) -> int:
         return 0
 
 
-def main(host: str, token: str) -> NoReturn:
+def main(host: str) -> NoReturn:
     started = time.perf_counter()
     sys.path.pop(0)  # the runner's directory: not for the user's code to import
     try_prctl(PR_SET_DUMPABLE, 0)  # runners must not reach this process's memory or fds
+    token = os.read(0, 256).decode().strip()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
     link = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     link.connect(host)
     write_all(link.fileno(), encode_frame({"role": "template", "token": token}))
