@@ -44,6 +44,9 @@ class FakeEngine(Engine):
         if inspect.isawaitable(answer):
             answer = await answer
         assert isinstance(answer, ExecutionResult)
+        update: dict[str, Any] = {}
         if not answer.engine:
-            answer = answer.model_copy(update={"engine": self.name})
-        return answer
+            update["engine"] = self.name
+        if answer.isolation is None:
+            update["isolation"] = {"mode": "fake"}  # no layer: nothing ran
+        return answer.model_copy(update=update) if update else answer

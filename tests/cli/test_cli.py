@@ -23,6 +23,8 @@ KEYS = {
     "artifacts",
     "duration_ms",
     "peak_memory_mb",
+    "isolation",
+    "degraded",
 }
 
 
@@ -53,6 +55,8 @@ def test_success() -> None:
     assert out["result"] == 6 and out["stdout"] == "hi\n"
     auto = next(i.name for i in probe_all() if i.available)
     assert out["engine"] == auto and out["duration_ms"] > 0
+    # which layers ran it, and what its engine could not apply
+    assert out["isolation"]["mode"] and isinstance(out["degraded"], list)
 
 
 @pytest.mark.parametrize(
@@ -99,6 +103,8 @@ def test_failures_exit_1(
         assert out["error"][key] == value
     if error_type == "ExecutionError":
         assert 'File "<code>", line 1' in out["error"]["traceback"]
+    # a failed execution names its engine and layers as a success does
+    assert out["engine"] and out["isolation"]["mode"], out
 
 
 def test_allow_import() -> None:
