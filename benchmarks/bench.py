@@ -4,8 +4,11 @@
 
 Prints, in one run: the baseline (a cold interpreter importing numpy, pandas and
 matplotlib and computing ``np.mean``); per engine and path (cold: a fresh
-interpreter per execution; warm: runners forked from a template), latency
-min / median / p95 over ``--runs`` runs of four workloads and the ratio of the
+interpreter per execution; warm: runners forked from a template; for gVisor, whose
+sandbox is kept either way, cold forks each runner on demand from a template that
+imported nothing), the engine's start (gVisor's sandbox included), latency
+min / median / p95 over ``--runs`` runs (at most ``BUDGET_SECONDS`` a workload) of four
+workloads and the ratio of the
 baseline's median to each; a session cell; the CPU one execution of (b) costs the
 whole machine (which bounds throughput); throughput of (b) with 1, 2 and 4
 concurrent clients; and the warm pool's memory. Wall-clock figures on a noisy
@@ -56,12 +59,20 @@ def _row(label: str, samples: list[float], baseline: float | None = None) -> str
     return f"{label:<40} {ordered[0]:8.2f} {median:8.2f} {p95:8.2f}{ratio}"
 
 
+#: A workload stops sampling after this long (at least 5 samples): gVisor's cold path
+#: imports the stack under its kernel in seconds, 50 of those would take minutes.
+BUDGET_SECONDS = 40.0
+
+
 async def _timed(fn: Callable[[], Awaitable[object]], runs: int, pause: float) -> list[float]:
-    samples = []
+    samples: list[float] = []
+    deadline = time.perf_counter() + BUDGET_SECONDS
     for _ in range(runs):
         start = time.perf_counter()
         await fn()
         samples.append((time.perf_counter() - start) * 1000)
+        if len(samples) >= 5 and time.perf_counter() > deadline:
+            break
         await asyncio.sleep(pause)  # low load: let the pool replace the runner
     return samples
 

@@ -80,7 +80,7 @@ class Gvisor(Isolation):
         runsc, reason = check(self.runsc_path, self.platform)
         if runsc is None:
             return False, reason
-        return True, f"{runsc.describe()}: the runner under gVisor's user-space kernel"
+        return True, runsc.describe()
 
     def prepare(self, interpreter: str) -> None:
         runsc, reason = check(self.runsc_path, self.platform)

@@ -325,7 +325,9 @@ class WarmPool:
         executions (with the sandboxes below those supervisors). Any other child of the
         template is a leftover."""
         with self._lock:
-            return {r.pid for r in self._ready} | self._template.resident_pids()
+            # a runner inside a sandbox (gVisor) has no host pid: its template's are listed
+            ready = {r.pid for r in self._ready if isinstance(r.tree, HostTree)}
+            return ready | self._template.resident_pids()
 
     def resident_dirs(self) -> set[Any]:
         with self._lock:

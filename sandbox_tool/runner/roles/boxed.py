@@ -17,11 +17,11 @@ one at a time, in order:
     {"op": "usage", "rid": ...}                 -> {"rid", "cpu_seconds", "memory_bytes"}
     {"op": "kill", "rid": ..., "signal": N}     (no answer)
 
-A fork starts the runner's keeper (:mod:`.keeper`), which connects the runner's own
-channels to the host and builds its root; the answer carries the runner's supervisor's
-pid (pid 1 of the runner's namespace, as this process sees it): killing it ends every
-process of the runner. Once a keeper is gone, its runner's mounts and cgroups are
-removed, so nothing of a runner outlives it.
+A fork prepares the runner (:mod:`.keeper`: its own channels to the host, its root)
+and forks its supervisor, pid 1 of a new pid namespace; the answer carries that pid
+(as this process sees it): killing it ends every process of the runner. Once it has
+ended, the files the code wrote are copied back to the host, its control channel is
+closed, and its mounts and cgroups are removed, so nothing of a runner outlives it.
 
 The template is not dumpable and runs no user code; runners cannot see it (they are
 chrooted in their own pid namespace) nor reach the host's socket.
@@ -29,8 +29,8 @@ chrooted in their own pid namespace) nor reach the host's socket.
 
 from __future__ import annotations
 
+import contextlib
 import gc
-import json
 import os
 import select
 import signal
@@ -43,7 +43,8 @@ from typing import Any, NoReturn
 from ..framing import encode_frame, read_frame, write_all
 from ..layers import chroot
 from ..protocol import RunnerSetup
-from ..syscalls import PR_SET_DUMPABLE, describe, kill_quietly, mount, try_prctl
+from ..syscalls import PR_SET_DUMPABLE, describe, kill_quietly, mount, try_prctl, unshare
+from .keeper import Prepared, prepare, supervise_runner
 from .template import _preload, _warm_up
 
 __all__ = ["BOXED_BOOTSTRAP", "main"]
@@ -55,7 +56,7 @@ BOXED_BOOTSTRAP = (
 #: Where the runners' roots and cgroups live: a tmpfs only the sandbox's root can reach.
 RUNNERS = "/.sbx"
 CONTROLLERS = ("pids", "memory", "cpuacct")
-_KEEPER_SECONDS = 60.0
+CLONE_NEWPID = 0x20000000
 
 
 #: Runners' uids: one per live runner, never 0 (RLIMIT_NPROC then counts only its tasks).
@@ -64,12 +65,13 @@ FIRST_UID, LAST_UID = 100_000, 1 << 30
 
 @dataclass
 class Kept:
-    """A runner this template started: its keeper, its supervisor, its directory, its uid."""
+    """A runner this template started: its supervisor, its directory, its uid, the files
+    to copy out and the copy of its control channel held until they are."""
 
-    keeper: int
     supervisor: int
     top: str
     uid: int
+    prepared: Prepared | None = None
 
 
 class Template:
@@ -79,10 +81,17 @@ class Template:
         self.link = link
         self.host = host
         self.kept: dict[str, Kept] = {}
-        self.by_keeper: dict[int, str] = {}
+        self.by_pid: dict[int, str] = {}
         self.groups = {name: os.path.join(RUNNERS, "cg", name) for name in CONTROLLERS}
         self.count = 0
         self.next_uid = FIRST_UID
+        # a runner's end wakes the loop at once: its files are copied out, its control
+        # channel closed, before the host gives up waiting for it
+        self.wake_r, wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.signal(signal.SIGCHLD, lambda _s, _f: None)
+        signal.set_wakeup_fd(wake_w)
 
     def _uid(self) -> int:
         """A uid no live runner has (runners are few: the search is short)."""
@@ -105,79 +114,104 @@ class Template:
 
     def fork(self, rid: str, setup: RunnerSetup) -> dict[str, Any]:
         self.count += 1
-        top, uid = os.path.join(RUNNERS, f"r{self.count}"), self._uid()
+        name, uid = f"r{self.count}", self._uid()
+        top = os.path.join(RUNNERS, name)
         # named by a counter, not by the runner's secret id: the runner reads its cgroups
-        groups = {name: os.path.join(path, f"r{self.count}") for name, path in self.groups.items()}
-        for path in groups.values():
-            os.mkdir(path, 0o700)
-        report_r, report_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.closerange(3, report_w)  # the host link and every other runner's fds
-                os.closerange(report_w + 1, 1 << 16)
-                from .keeper import keep
-
-                keep(rid, setup, self.host, top, groups, uid, report_w)
-            finally:
-                os._exit(70)
-        os.close(report_w)
-        answer = _read_report(report_r, _KEEPER_SECONDS)
-        self.by_keeper[pid] = rid
-        if "pid" not in answer:
+        groups = [os.path.join(path, name) for path in self.groups.values()]
+        prepared = None
+        try:
+            prepared = prepare(rid, setup, self.host, top, uid)
+            for path in groups:
+                os.mkdir(path, 0o700)
+            with open(os.path.join(groups[0], "pids.max"), "w") as f:
+                f.write(str(prepared.nproc + 1))  # + the supervisor
+            go_r, go_w = os.pipe()
+            unshare(CLONE_NEWPID, "CLONE_NEWPID")  # the next child is pid 1 of a new one
+            pid = os.fork()
+            if pid == 0:
+                os.close(go_w)
+                supervise_runner(prepared, go_r)
+            os.close(go_r)
+        except Exception as exc:  # noqa: BLE001 - answered: the template lives on
+            if prepared is not None:
+                prepared.close_channels()
+            self._remove(top, name)
+            return {"rid": rid, "error": describe(exc)}
+        self.kept[rid] = Kept(pid, top, uid, prepared)
+        self.by_pid[pid] = rid
+        try:
+            for path in groups:
+                with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                    f.write(str(pid))
+            write_all(go_w, b"g")
+        except OSError as exc:
             kill_quietly(pid, signal.SIGKILL)
-            self.kept[rid] = Kept(pid, 0, top, uid)
-            return {"rid": rid, "error": answer.get("error", "the runner did not start")}
-        self.kept[rid] = Kept(pid, int(answer["pid"]), top, uid)
-        return {"rid": rid, "pid": int(answer["pid"])}
-
-    def _group(self, controller: str, rid: str) -> str:
-        kept = self.kept.get(rid)
-        name = os.path.basename(kept.top) if kept is not None else "-"
-        return os.path.join(self.groups[controller], name)
+            return {"rid": rid, "error": f"the runner's cgroups: {describe(exc)}"}
+        finally:
+            os.close(go_w)
+            prepared.close_channels(keep=("control",))
+        return {"rid": rid, "pid": pid}
 
     def usage(self, rid: str) -> dict[str, Any]:
-        cpu = _read_int(os.path.join(self._group("cpuacct", rid), "cpuacct.usage"))
-        memory = _read_int(os.path.join(self._group("memory", rid), "memory.usage_in_bytes"))
+        kept = self.kept.get(rid)
+        name = os.path.basename(kept.top) if kept is not None else "-"
+        cpu = _read_int(os.path.join(self.groups["cpuacct"], name, "cpuacct.usage"))
+        memory = _read_int(os.path.join(self.groups["memory"], name, "memory.usage_in_bytes"))
         return {"rid": rid, "cpu_seconds": cpu / 1e9, "memory_bytes": memory}
 
     def kill(self, rid: str, sig: int) -> None:
         kept = self.kept.get(rid)
-        if kept is not None and kept.supervisor:
+        if kept is not None:
             kill_quietly(kept.supervisor, sig)
 
     # -- runners that ended ------------------------------------------------------------
 
     def reap(self) -> None:
-        """Reap ended keepers; remove their runners' mounts and cgroups."""
+        """Reap ended supervisors: copy their runners' files out, close their control
+        channels, remove their mounts and cgroups."""
         while True:
             try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
-            rid = self.by_keeper.pop(pid, None)
+            rid = self.by_pid.pop(pid, None)
             kept = self.kept.pop(rid, None) if rid is not None else None
             if kept is None:
                 continue
-            if _orphan(kept.supervisor):  # its keeper died first: it is this process's now
-                kill_quietly(kept.supervisor, signal.SIGKILL)
-            left = chroot.teardown(kept.top)
-            for path in self.groups.values():
+            prepared = kept.prepared
+            if prepared is not None:
+                if prepared.dirs is not None:
+                    prepared.dirs.copy_out(stopped=os.WIFSIGNALED(status))
+                    prepared.dirs.close()
+                prepared.close_channels()  # the control channel: the host may read now
+            self._remove(kept.top, os.path.basename(kept.top))
+
+    def _remove(self, top: str, name: str) -> None:
+        left = chroot.teardown(top) if os.path.lexists(top) else []
+        for path in self.groups.values():
+            group = os.path.join(path, name)
+            if os.path.isdir(group):
                 try:
-                    os.rmdir(os.path.join(path, os.path.basename(kept.top)))
+                    os.rmdir(group)
                 except OSError as exc:
-                    left.append(f"cgroup {path}: {exc.strerror}")
-            if left:
-                print(f"runner {kept.top} not fully removed: {left}", file=sys.stderr)
+                    left.append(f"cgroup {group}: {exc.strerror}")
+        if left:
+            print(f"runner {top} not fully removed: {left}", file=sys.stderr)
 
     def serve(self) -> NoReturn:
         fd = self.link.fileno()
         while True:
-            ready, _, _ = select.select([fd], [], [], 0.2)
+            try:
+                ready, _, _ = select.select([fd, self.wake_r], [], [])
+            except InterruptedError:
+                continue
+            if self.wake_r in ready:
+                with contextlib.suppress(OSError):
+                    os.read(self.wake_r, 4096)
             self.reap()
-            if not ready:
+            if fd not in ready:
                 continue
             try:
                 frame = read_frame(fd)
@@ -196,37 +230,6 @@ class Template:
                 self.send(self.usage(rid))
             elif op == "kill":
                 self.kill(rid, int(frame.get("signal", signal.SIGKILL)))
-
-
-def _read_report(fd: int, timeout: float) -> dict[str, Any]:
-    """The keeper's one message (the supervisor's pid, or why it failed)."""
-    data, deadline = b"", time.monotonic() + timeout
-    try:
-        while (left := deadline - time.monotonic()) > 0:
-            ready, _, _ = select.select([fd], [], [], left)
-            chunk = os.read(fd, 65536) if ready else b""
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        os.close(fd)
-    try:
-        answer = json.loads(data or b"{}")
-    except ValueError:
-        answer = {"error": f"unreadable keeper report: {data[:200]!r}"}
-    return answer if isinstance(answer, dict) else {"error": "no keeper report"}
-
-
-def _orphan(pid: int) -> bool:
-    """Whether ``pid`` is a child of this process that is no keeper (checked by parent, so
-    that a pid already reused by another runner is never killed)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    fields = stat[stat.rfind(b")") + 2 :].split()
-    return len(fields) > 1 and int(fields[1]) == os.getpid()
 
 
 def _read_int(path: str) -> int:
@@ -249,9 +252,8 @@ def main(host: str) -> NoReturn:
     link.connect(host)
     write_all(link.fileno(), encode_frame({"role": "template", "token": token}))
     config = read_frame(link.fileno()) or {}
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     from ..layers import confine, seccomp  # noqa: F401 - imported once, for every runner
-    from . import cells, keeper, worker  # noqa: F401
+    from . import cells, worker  # noqa: F401
 
     template = Template(link, host)
     try:

@@ -1,47 +1,66 @@
-"""A runner inside a gVisor sandbox: its keeper and its supervisor (stdlib only).
+"""A runner inside a gVisor sandbox: what its template prepares for it, and its
+supervisor's first steps (stdlib only).
 
-The gVisor template (:mod:`.boxed`) forks a **keeper** per runner. The keeper, still the
-sandbox's root with the template's view of its files:
+Forking a process that holds the data-science stack costs gVisor's ptrace platform
+about 130 ms (fork and exit), so a runner is two such forks, not three: the template
+(:mod:`.boxed`) itself, still the sandbox's root with its view of the files,
 
 1. connects the runner's four channels to the host's unix socket, each announced by
    the runner's secret id (the host's driver gets them as the fds it expects: the
    framed channel, stdout, stderr and the control channel);
-2. puts itself in the runner's cgroups (a ``pids.max`` cap on every process of the
-   runner, and the memory and CPU accounts the host's budgets read);
-3. builds the runner's root (:mod:`..layers.chroot`): the execution's dirs in a tmpfs
-   of ``max_disk_mb``, the read-only binds of what Python needs;
-4. enters new pid, ipc and uts namespaces (and net, without ``network``) and forks the
-   **supervisor**, pid 1 of the runner's pid namespace, which mounts the runner's
-   ``/proc``, chroots into its root and runs :func:`.supervisor.supervise`: the worker
-   it forks drops every capability and installs the seccomp filter before any code
-   runs (the setup's ``confine``);
-5. waits for the supervisor (its end kills every process of the namespace), copies the
-   files the code wrote back to the host's dirs, and only then lets go of the control
-   channel: its end tells the host the runner is over and its files are in place.
+2. builds the runner's root (:mod:`..layers.chroot`): the execution's dirs in a tmpfs
+   of ``max_disk_mb``, owned by the runner's uid, the read-only binds Python needs;
+3. forks the **supervisor** as pid 1 of a new pid namespace, puts it in the runner's
+   cgroups (a ``pids.max`` cap, and the memory and CPU accounts the host's budgets
+   read) before letting it go on, and keeps a copy of its control channel.
+
+The supervisor (:func:`supervise_runner`) closes every descriptor but its channels,
+enters new ipc and uts namespaces (and net, without ``network``), mounts the runner's
+``/proc``, chroots into its root and runs :func:`.supervisor.supervise`: the worker it
+forks drops to the runner's uid without capabilities and installs the seccomp filter
+before any code runs (the setup's ``confine``). When it ends, every process of its
+namespace ends; the template then copies the files the code wrote back to the host's
+dirs and only then closes its copy of the control channel: its end tells the host the
+runner is over and its files are in place.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import signal
 import socket
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from ..framing import encode_frame, write_all
-from ..layers import chroot
+from ..layers import chroot, scratch
 from ..layers.plan import default_plan
 from ..protocol import IsolationSetup, RunnerSetup
-from ..syscalls import describe, unshare
+from ..syscalls import unshare
 from .supervisor import supervise
 
-__all__ = ["CHANNELS", "keep"]
+__all__ = ["CHANNELS", "Prepared", "prepare", "supervise_runner"]
 
-#: The runner's channels, in the order the keeper connects them.
+#: The runner's channels, in the order they are connected.
 CHANNELS = ("control", "channel", "stdout", "stderr")
-CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = (
-    0x04000000, 0x08000000, 0x20000000, 0x40000000,
-)  # fmt: skip
+CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWNET = 0x04000000, 0x08000000, 0x40000000
+
+
+@dataclass
+class Prepared:
+    """A runner ready for its supervisor: its channels, its root, its scratch dirs."""
+
+    setup: RunnerSetup
+    root: str
+    network: bool
+    nproc: int
+    dirs: scratch.Scratch | None
+    channels: dict[str, int] = field(default_factory=dict)
+
+    def close_channels(self, keep: tuple[str, ...] = ()) -> None:
+        for name in [n for n in self.channels if n not in keep]:
+            os.close(self.channels.pop(name))
 
 
 def connect(path: str, rid: str, name: str) -> int:
@@ -54,15 +73,6 @@ def connect(path: str, rid: str, name: str) -> int:
         sock.close()
         raise
     return sock.detach()
-
-
-def join_cgroups(groups: dict[str, str], nproc: int) -> None:
-    """Make this process (and so every process of the runner) a member of its cgroups."""
-    with open(os.path.join(groups["pids"], "pids.max"), "w") as f:
-        f.write(str(nproc))
-    for path in groups.values():
-        with open(os.path.join(path, "cgroup.procs"), "w") as f:
-            f.write(str(os.getpid()))
 
 
 def runner_plan(setup: RunnerSetup, build: IsolationSetup, uid: int) -> dict[str, Any]:
@@ -83,57 +93,44 @@ def runner_plan(setup: RunnerSetup, build: IsolationSetup, uid: int) -> dict[str
     return plan
 
 
-def keep(
-    rid: str,
-    setup: RunnerSetup,
-    host: str,
-    top: str,
-    groups: dict[str, str],
-    uid: int,
-    report_w: int,
-) -> NoReturn:
-    """The keeper's whole life (in the template's fork); reports the supervisor's pid, or
-    why it could not start, on ``report_w``. The worker will run as ``uid``."""
-    channels: dict[str, int] = {}
-    try:
-        build: IsolationSetup = setup.pop("isolation") or {}  # type: ignore[assignment]
-        for name in CHANNELS:
-            channels[name] = connect(host, rid, name)
-        join_cgroups(groups, int(build["nproc"]) + 2)  # + the keeper and the supervisor
-        root, dirs, _ = chroot.build(runner_plan(setup, build, uid), top, owner=(uid, uid))
-        nproc = int(build["nproc"])
-        # gVisor refuses a task only past RLIMIT_NPROC (Linux at it): one lower caps at nproc
-        setup["confine"] = {**(setup.get("confine") or {}), "uid": uid,
-                            "nproc": max(1, nproc - 1), "process_cap": nproc}  # fmt: skip
-        network = bool(build.get("network"))
-        unshare(
-            CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | (0 if network else CLONE_NEWNET),
-            "CLONE_NEWPID|CLONE_NEWIPC|CLONE_NEWUTS" + ("" if network else "|CLONE_NEWNET"),
-        )
-        pid = os.fork()
-        if pid == 0:
-            os.close(report_w)
-            if dirs is not None:
-                dirs.close()  # fds on host dirs outside the root: never the worker's
-            _supervise(setup, root, channels)
-    except BaseException as exc:  # noqa: BLE001 - the host is told, then this runner ends
-        write_all(report_w, json.dumps({"error": describe(exc)}).encode())
-        os._exit(70)
-    write_all(report_w, json.dumps({"pid": pid}).encode())
-    os.close(report_w)
-    for name in ("channel", "stdout", "stderr"):
-        os.close(channels[name])
-    _, status = os.waitpid(pid, 0)
-    if dirs is not None:
-        dirs.copy_out(stopped=os.WIFSIGNALED(status))
-    os._exit(0)  # the control channel closes now: the host may read the files
+def prepare(rid: str, setup: RunnerSetup, host: str, top: str, uid: int) -> Prepared:
+    """In the template: the runner's channels and root (under ``top``); its worker will
+    run as ``uid``. Undone by the caller (channels closed, ``top`` torn down) on error."""
+    build: IsolationSetup = setup.pop("isolation") or {}  # type: ignore[assignment]
+    nproc = int(build["nproc"])
+    # gVisor refuses a task only past RLIMIT_NPROC (Linux at it): one lower caps at nproc
+    setup["confine"] = {**(setup.get("confine") or {}), "uid": uid,
+                        "nproc": max(1, nproc - 1), "process_cap": nproc}  # fmt: skip
+    prepared = Prepared(setup, "", bool(build.get("network")), nproc, None)
+    for name in CHANNELS:
+        prepared.channels[name] = connect(host, rid, name)
+    prepared.root, prepared.dirs, _ = chroot.build(
+        runner_plan(setup, build, uid), top, owner=(uid, uid)
+    )
+    return prepared
 
 
-def _supervise(setup: RunnerSetup, root: str, channels: dict[str, int]) -> NoReturn:
-    """Pid 1 of the runner's namespaces: its /proc, its root, then the usual supervisor."""
+def supervise_runner(prepared: Prepared, go: int) -> NoReturn:
+    """In the supervisor, pid 1 of the runner's pid namespace (the template's fork): wait
+    for ``go`` (its cgroups joined), then its namespaces, /proc and root, then the usual
+    supervisor."""
+    channels = prepared.channels
     try:
-        chroot.mount_proc(root)
-        os.chroot(root)
+        signal.set_wakeup_fd(-1)  # the template's: closed below
+        if prepared.dirs is not None:
+            prepared.dirs.close()  # fds on host dirs outside the root: never the worker's
+        keep = {*channels.values(), go}
+        for fd in _open_fds():  # the host link, other runners' channels and dirs
+            if fd > 2 and fd not in keep:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        if os.read(go, 1) != b"g":
+            os._exit(71)  # the template gave up on this runner
+        os.close(go)
+        net = 0 if prepared.network else CLONE_NEWNET
+        unshare(CLONE_NEWIPC | CLONE_NEWUTS | net, "CLONE_NEWIPC|CLONE_NEWUTS|CLONE_NEWNET")
+        chroot.mount_proc(prepared.root)
+        os.chroot(prepared.root)
         os.chdir("/")
         socket.sethostname("sandbox")
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -145,4 +142,11 @@ def _supervise(setup: RunnerSetup, root: str, channels: dict[str, int]) -> NoRet
             os.close(fd)
     except BaseException:  # noqa: BLE001 - no code ran: the host sees the channels end
         os._exit(71)
-    supervise(setup, channels["control"], channels["channel"])
+    supervise(prepared.setup, channels["control"], channels["channel"])
+
+
+def _open_fds() -> list[int]:
+    try:
+        return [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:
+        return list(range(3, 1024))
