@@ -11,7 +11,9 @@ min / median / p95 over ``--runs`` runs (at most ``BUDGET_SECONDS`` a workload) 
 workloads and the ratio of the
 baseline's median to each; a session cell; the CPU one execution of (b) costs the
 whole machine (which bounds throughput); throughput of (b) with 1, 2 and 4
-concurrent clients; and the warm pool's memory. Wall-clock figures on a noisy
+concurrent clients; and the warm pool's memory. Warm latency is at low load: each run
+waits for the pool to have replaced the runner it took; throughput shows the loaded
+case. Wall-clock figures on a noisy
 machine: quote medians and ratios from a single run.
 """
 
@@ -64,7 +66,9 @@ def _row(label: str, samples: list[float], baseline: float | None = None) -> str
 BUDGET_SECONDS = 40.0
 
 
-async def _timed(fn: Callable[[], Awaitable[object]], runs: int, pause: float) -> list[float]:
+async def _timed(
+    fn: Callable[[], Awaitable[object]], runs: int, settle: Callable[[], Awaitable[object]]
+) -> list[float]:
     samples: list[float] = []
     deadline = time.perf_counter() + BUDGET_SECONDS
     for _ in range(runs):
@@ -73,8 +77,17 @@ async def _timed(fn: Callable[[], Awaitable[object]], runs: int, pause: float) -
         samples.append((time.perf_counter() - start) * 1000)
         if len(samples) >= 5 and time.perf_counter() > deadline:
             break
-        await asyncio.sleep(pause)  # low load: let the pool replace the runner
+        await settle()
     return samples
+
+
+def _settle(sandbox: PythonSandbox) -> Callable[[], Awaitable[object]]:
+    """Low load: wait until the pool has replaced the runner (a gVisor runner takes a
+    few hundred ms to fork, a process engine's a few ms); nothing to wait for cold."""
+    pool = getattr(sandbox.engine, "pool", None)
+    if pool is None or not pool.size:
+        return functools.partial(asyncio.sleep, 0)
+    return functools.partial(asyncio.to_thread, pool.wait_idle)
 
 
 def cold_interpreter(runs: int) -> list[float]:
@@ -179,14 +192,16 @@ async def bench_engine(name: str, warm: bool, runs: int, seconds: float, baselin
     print(f"-- {name}, {path} (start {time.perf_counter() - started:.2f} s)")
     try:
         await sandbox.execute("result = 1")
-        pause = 0.05 if warm else 0
+        settle = _settle(sandbox)
         for label, code in WORKLOADS.items():
-            samples = await _timed(functools.partial(sandbox.execute, code), runs, pause)
+            samples = await _timed(functools.partial(sandbox.execute, code), runs, settle)
             print(_row(f"{name} {path} {label}", samples, baseline))
         if warm:
             async with sandbox.session() as session:
                 await session.execute("result = 1")
-                samples = await _timed(lambda: session.execute("result = 1"), runs, 0)
+                samples = await _timed(
+                    lambda: session.execute("result = 1"), runs, functools.partial(asyncio.sleep, 0)
+                )
             print(_row(f"{name} session cell a", samples, baseline))
             print(f"{name} {path} pool memory: {_pool_memory(sandbox)}")
         cost = await _cpu_per_execution(sandbox, runs)
