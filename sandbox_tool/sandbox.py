@@ -162,7 +162,24 @@ async def create_default_sandbox(
     """A started :class:`PythonSandbox` on the most secure engine available here, with its
     warm pool running (``warm=False``: a fresh interpreter per execution).
 
+    An engine whose probe passed but which cannot start after all (gVisor's ``runsc``
+    installed where its sandbox cannot run) is passed over for the next one.
     ``sandbox.passed_over`` records why each stronger engine was not chosen.
     Raises :class:`~sandbox_tool.errors.EngineUnavailable` if none can run.
     """
-    return await PythonSandbox("auto", interpreter=interpreter, options=options, warm=warm).start()
+    passed_over: list[EngineInfo] = []
+    for info in probe_all(interpreter):
+        if not info.available:
+            passed_over.append(info)
+            continue
+        engine = ENGINES[info.name].create(interpreter, warm=warm)
+        sandbox = PythonSandbox(engine, options=options)
+        sandbox.passed_over = list(passed_over)
+        try:
+            return await sandbox.start()
+        except EngineUnavailable as exc:
+            await sandbox.aclose()
+            reason = f"did not start: {exc}"
+            passed_over.append(EngineInfo(info.name, False, info.security_level, reason))
+    reasons = "; ".join(f"{i.name}: {i.reason}" for i in passed_over)
+    raise EngineUnavailable(f"no engine can run on this host ({reasons})")

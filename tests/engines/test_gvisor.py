@@ -20,12 +20,15 @@ from typing import Any
 import pytest
 
 from sandbox_tool import (
+    ENGINES,
     BuiltinsPolicy,
     EngineUnavailable,
     ExecutionOptions,
     ImportPolicy,
     PythonSandbox,
+    create_default_sandbox,
 )
+from sandbox_tool.engines.base import EngineInfo
 from sandbox_tool.engines.gvisor import GvisorEngine
 from sandbox_tool.engines.runsc.bundle import write_bundle
 
@@ -271,3 +274,30 @@ def test_the_bundle_binds_only_what_it_names(tmp_path: Path) -> None:
     assert "/home" not in binds and "/root" not in binds and "/tmp" not in binds
     assert {"type": "network"} in config["linux"]["namespaces"]
     assert config["process"]["env"] == ["A=1"] and config["process"]["user"]["uid"] == 0
+
+
+def test_the_default_sandbox_passes_over_an_engine_that_cannot_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """runsc installed where its sandbox cannot run: the next engine is chosen, and why
+    gvisor was not is recorded."""
+    runsc = _fake_runsc(tmp_path, "cannot create sandbox: no ptrace here")
+
+    class BrokenGvisor(GvisorEngine):
+        @classmethod
+        def probe(cls, interpreter: str | None = None) -> EngineInfo:
+            return EngineInfo(cls.name, True, cls.security_level, "runsc found")
+
+        @classmethod
+        def create(cls, interpreter: str | None = None, *, warm: bool = True) -> GvisorEngine:
+            return cls(interpreter, runsc=runsc, warm=warm)
+
+    monkeypatch.setitem(ENGINES, "gvisor", BrokenGvisor)
+    sandbox = asyncio.run(create_default_sandbox(warm=False))
+    try:
+        assert sandbox.engine_name != "gvisor"
+        assert sandbox.execute_sync("result = 3").result == 3
+    finally:
+        asyncio.run(sandbox.aclose())
+    [gvisor] = [i for i in sandbox.passed_over if i.name == "gvisor"]
+    assert not gvisor.available and "no ptrace here" in gvisor.reason
