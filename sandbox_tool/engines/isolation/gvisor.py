@@ -30,7 +30,7 @@ from sandbox_tool.engines.isolation.linux import sandbox_key, sandbox_setup
 from sandbox_tool.engines.runners import fontcache
 from sandbox_tool.engines.runners.requests import RUNNER_PARENT
 from sandbox_tool.engines.runners.treewatch import POLL_SECONDS
-from sandbox_tool.engines.runners.workspace import Workspace, private_dir
+from sandbox_tool.engines.runners.workspace import Workspace, private_dir, remove_stale
 from sandbox_tool.engines.runsc.box import BoxSpec
 from sandbox_tool.engines.runsc.command import Runsc, check
 from sandbox_tool.engines.runsc.runners import BoxTemplate
@@ -94,6 +94,7 @@ class Gvisor(Isolation):
             )  # fmt: skip
             self._prefixes[interpreter] = list(json.loads(out.stdout))
         if self.home is None or not self.home.exists():
+            remove_stale(None)  # the homes of engines whose host died (their runsc with it)
             self.home = private_dir(None, "gvisor")
 
     def workspace_parent(self, requested: Path | None) -> Path | None:
