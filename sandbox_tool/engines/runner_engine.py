@@ -175,7 +175,11 @@ class RunnerEngine(Engine):
                     size=self.pool_size if self.warm else 0,
                     template=self.isolation.make_template(argv, env, preload, self.work_root),
                 )
-                pool.start()
+                try:
+                    pool.start()
+                except BaseException:
+                    pool.close()  # what its template holds (gVisor's: its sandbox's dirs)
+                    raise
                 self._pool = pool
                 # an engine dropped without aclose() still stops its template
                 self._finalizer = weakref.finalize(self, pool.close)

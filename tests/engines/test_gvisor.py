@@ -241,10 +241,13 @@ def _fake_runsc(tmp_path: Path, run_says: str) -> str:
 @pytest.mark.skipif(os.name != "posix", reason="a shell script stands in for runsc")
 def test_a_failed_start_reports_runscs_own_words(tmp_path: Path) -> None:
     runsc = _fake_runsc(tmp_path, "creating container: cannot create sandbox: boom")
-    sandbox = PythonSandbox(engine=GvisorEngine(runsc=runsc, work_root=tmp_path))
+    engine = GvisorEngine(runsc=runsc, work_root=tmp_path)
+    sandbox = PythonSandbox(engine=engine)
     with pytest.raises(EngineUnavailable, match="cannot create sandbox: boom"):
         sandbox.execute_sync("result = 1")
     asyncio.run(sandbox.aclose())
+    home = engine.isolation.home  # type: ignore[attr-defined]
+    assert home is not None and not home.exists(), "a failed start left its directory"
 
 
 @pytest.mark.parametrize(

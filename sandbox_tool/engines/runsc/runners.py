@@ -114,7 +114,11 @@ class BoxTemplate:
             self._starts += 1
             home = self.home / f"box{self._starts}-{'net' if network else 'nonet'}"
             box = Box(self.spec, home, network=network)
-            box.start()
+            try:
+                box.start()
+            except BaseException:
+                box.remove()
+                raise
             self.boxes[network] = box
             return box
 
