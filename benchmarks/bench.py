@@ -4,11 +4,16 @@
 
 Prints, in one run: the baseline (a cold interpreter importing numpy, pandas and
 matplotlib and computing ``np.mean``); per engine and path (cold: a fresh
-interpreter per execution; warm: runners forked from a template), latency
-min / median / p95 over ``--runs`` runs of four workloads and the ratio of the
+interpreter per execution; warm: runners forked from a template; for gVisor, whose
+sandbox is kept either way, cold forks each runner on demand from a template that
+imported nothing), the engine's start (gVisor's sandbox included), latency
+min / median / p95 over ``--runs`` runs (at most ``BUDGET_SECONDS`` a workload) of four
+workloads and the ratio of the
 baseline's median to each; a session cell; the CPU one execution of (b) costs the
 whole machine (which bounds throughput); throughput of (b) with 1, 2 and 4
-concurrent clients; and the warm pool's memory. Wall-clock figures on a noisy
+concurrent clients; and the warm pool's memory. Warm latency is at low load: each run
+waits for the pool to have replaced the runner it took; throughput shows the loaded
+case. Wall-clock figures on a noisy
 machine: quote medians and ratios from a single run.
 """
 
@@ -56,14 +61,33 @@ def _row(label: str, samples: list[float], baseline: float | None = None) -> str
     return f"{label:<40} {ordered[0]:8.2f} {median:8.2f} {p95:8.2f}{ratio}"
 
 
-async def _timed(fn: Callable[[], Awaitable[object]], runs: int, pause: float) -> list[float]:
-    samples = []
+#: A workload stops sampling after this long (at least 5 samples): gVisor's cold path
+#: imports the stack under its kernel in seconds, 50 of those would take minutes.
+BUDGET_SECONDS = 40.0
+
+
+async def _timed(
+    fn: Callable[[], Awaitable[object]], runs: int, settle: Callable[[], Awaitable[object]]
+) -> list[float]:
+    samples: list[float] = []
+    deadline = time.perf_counter() + BUDGET_SECONDS
     for _ in range(runs):
         start = time.perf_counter()
         await fn()
         samples.append((time.perf_counter() - start) * 1000)
-        await asyncio.sleep(pause)  # low load: let the pool replace the runner
+        if len(samples) >= 5 and time.perf_counter() > deadline:
+            break
+        await settle()
     return samples
+
+
+def _settle(sandbox: PythonSandbox) -> Callable[[], Awaitable[object]]:
+    """Low load: wait until the pool has replaced the runner (a gVisor runner takes a
+    few hundred ms to fork, a process engine's a few ms); nothing to wait for cold."""
+    pool = getattr(sandbox.engine, "pool", None)
+    if pool is None or not pool.size:
+        return functools.partial(asyncio.sleep, 0)
+    return functools.partial(asyncio.to_thread, pool.wait_idle)
 
 
 def cold_interpreter(runs: int) -> list[float]:
@@ -168,14 +192,16 @@ async def bench_engine(name: str, warm: bool, runs: int, seconds: float, baselin
     print(f"-- {name}, {path} (start {time.perf_counter() - started:.2f} s)")
     try:
         await sandbox.execute("result = 1")
-        pause = 0.05 if warm else 0
+        settle = _settle(sandbox)
         for label, code in WORKLOADS.items():
-            samples = await _timed(functools.partial(sandbox.execute, code), runs, pause)
+            samples = await _timed(functools.partial(sandbox.execute, code), runs, settle)
             print(_row(f"{name} {path} {label}", samples, baseline))
         if warm:
             async with sandbox.session() as session:
                 await session.execute("result = 1")
-                samples = await _timed(lambda: session.execute("result = 1"), runs, 0)
+                samples = await _timed(
+                    lambda: session.execute("result = 1"), runs, functools.partial(asyncio.sleep, 0)
+                )
             print(_row(f"{name} session cell a", samples, baseline))
             print(f"{name} {path} pool memory: {_pool_memory(sandbox)}")
         cost = await _cpu_per_execution(sandbox, runs)

@@ -21,9 +21,10 @@ Every failure of an execution is a :class:`SandboxError`. The tree::
         └── SessionsNotSupported   sessions asked of an engine that has none
 
 Every error carries what the code produced before it failed: ``stdout``,
-``stderr`` and ``artifacts``. Errors serialise with :meth:`SandboxError.to_dict`
-and come back with :func:`error_from_dict`, so they can cross process and
-network boundaries.
+``stderr`` and ``artifacts``; one raised for an execution also says which engine ran it
+and under which layers (``engine``, ``isolation``, ``degraded``, as a result does).
+Errors serialise with :meth:`SandboxError.to_dict` and come back with
+:func:`error_from_dict`, so they can cross process and network boundaries.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ class SandboxError(Exception):
         engine: str | None = None,
         duration_ms: float | None = None,
         peak_memory_mb: float | None = None,
+        isolation: dict[str, Any] | None = None,
+        degraded: list[str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -80,6 +83,11 @@ class SandboxError(Exception):
         self.engine = engine
         self.duration_ms = duration_ms
         self.peak_memory_mb = peak_memory_mb
+        #: The layers the code ran under, as the sandbox reported them (None: unknown, or
+        #: the error came before any code ran).
+        self.isolation = isolation
+        #: What of the options the engine could not apply (as ``ExecutionResult.degraded``).
+        self.degraded: list[str] = list(degraded or [])
 
     def __str__(self) -> str:
         return self.message

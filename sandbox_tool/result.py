@@ -98,8 +98,10 @@ class ExecutionResult(BaseModel):
     artifacts_truncated: bool = False
     """Some files were left out (too many or past ``max_artifact_bytes``)."""
     isolation: dict[str, Any] | None = None
-    """The isolation layers the engine applied before the code ran (namespaces, landlock
-    ABI, seccomp...), as the sandbox reported them; None for engines without layers."""
+    """The isolation layers the code ran under, as the sandbox reported them before any
+    code ran (``mode``, namespaces, private root, uid, capabilities, landlock, seccomp;
+    gVisor's ``kernel`` and ``runsc``); every runner engine reports them, the native
+    engine its filter. None only for an engine that runs nothing (a test double)."""
     degraded: list[str] = Field(default_factory=list)
     """Limits or isolation layers the engine could not apply to this execution, each
     with the reason (e.g. ``"max_processes: RLIMIT_NPROC is ignored for root"``)."""
@@ -116,6 +118,8 @@ class ExecutionResult(BaseModel):
             "artifacts": _artifact_entries(self.artifacts, artifact_paths),
             "duration_ms": round(self.duration_ms, 3),
             "peak_memory_mb": self.peak_memory_mb,
+            "isolation": self.isolation,
+            "degraded": self.degraded,
         }
 
 
@@ -143,4 +147,6 @@ def error_json_dict(error: Any, *, artifact_paths: dict[str, str] | None = None)
         "artifacts": _artifact_entries(error.artifacts, artifact_paths),
         "duration_ms": round(error.duration_ms or 0.0, 3),
         "peak_memory_mb": error.peak_memory_mb,
+        "isolation": error.isolation,
+        "degraded": list(error.degraded),
     }

@@ -122,7 +122,8 @@ class PythonSandbox:
         if not self.engine.supports_environments:
             raise UsageError(
                 f"the {self.engine.name} engine cannot run code in another environment; "
-                "drop ExecutionOptions.packages or choose the native or process engine"
+                "drop ExecutionOptions.packages or choose an engine that can "
+                f"({', '.join(n for n, c in ENGINES.items() if c.supports_environments)})"
             )
         return await self.environments.resolve(options)
 
@@ -258,7 +259,24 @@ async def create_default_sandbox(
     """A started :class:`PythonSandbox` on the most secure engine available here, with its
     warm pool running (``warm=False``: a fresh interpreter per execution).
 
+    An engine whose probe passed but which cannot start after all (gVisor's ``runsc``
+    installed where its sandbox cannot run) is passed over for the next one.
     ``sandbox.passed_over`` records why each stronger engine was not chosen.
     Raises :class:`~sandbox_tool.errors.EngineUnavailable` if none can run.
     """
-    return await PythonSandbox("auto", interpreter=interpreter, options=options, warm=warm).start()
+    passed_over: list[EngineInfo] = []
+    for info in probe_all(interpreter):
+        if not info.available:
+            passed_over.append(info)
+            continue
+        engine = ENGINES[info.name].create(interpreter, warm=warm)
+        sandbox = PythonSandbox(engine, options=options)
+        sandbox.passed_over = list(passed_over)
+        try:
+            return await sandbox.start()
+        except EngineUnavailable as exc:
+            await sandbox.aclose()
+            reason = f"did not start: {exc}"
+            passed_over.append(EngineInfo(info.name, False, info.security_level, reason))
+    reasons = "; ".join(f"{i.name}: {i.reason}" for i in passed_over)
+    raise EngineUnavailable(f"no engine can run on this host ({reasons})")

@@ -85,7 +85,7 @@ class Session:
         self.idle_timeout = idle_timeout
         self._runner = runner
         self._warm = warm
-        self._channel = RunnerChannel(runner.pid, runner.pipes)
+        self._channel = RunnerChannel(runner.pid, runner.pipes, runner.tree)
         self._closed = False
         self._ended_because: str | None = None
         self._lock = asyncio.Lock()
@@ -110,7 +110,9 @@ class Session:
             await self._end("the session could not start")
             raise EngineError(f"the session could not start: {detail}")
         isolation = ready.get("isolation")
-        self._isolation = isolation if isinstance(isolation, dict) else None
+        self._isolation = self.engine.isolation.layers(
+            isolation if isinstance(isolation, dict) else None
+        )
         if self.engine.isolation.promises_layers and not self._isolation:
             await self._end("the session did not report its isolation layers")
             raise EngineError("the session's sandbox did not report its isolation layers")

@@ -63,9 +63,12 @@ class FakeEngine(Engine):
                 raise
             assert isinstance(answer, ExecutionResult)
             _replay(tap, answer.stdout, answer.stderr)
+        update: dict[str, Any] = {}
         if not answer.engine:
-            answer = answer.model_copy(update={"engine": self.name})
-        return answer
+            update["engine"] = self.name
+        if answer.isolation is None:
+            update["isolation"] = {"mode": "fake"}  # no layer: nothing ran
+        return answer.model_copy(update=update) if update else answer
 
 
 def _replay(tap: Tap | None, stdout: str, stderr: str) -> None:

@@ -72,6 +72,8 @@ class MicrosandboxEngine(RunnerEngine):
         "virtualization and an image with Python"
     )
     offers_warm = False
+    #: Environments are host venvs; the guest has only its image's Python.
+    supports_environments = False
 
     def __init__(
         self,

@@ -40,7 +40,6 @@ from sandbox_tool.engines.runners.driver import Exchange, RunnerChannel
 from sandbox_tool.engines.runners.gate import Gate
 from sandbox_tool.engines.runners.pipes import RunnerPipes
 from sandbox_tool.engines.runners.pool import WarmPool
-from sandbox_tool.engines.runners.proctree import kill_tree
 from sandbox_tool.engines.runners.runner import Runner
 from sandbox_tool.engines.runners.template import TEMPLATE_BOOTSTRAP
 from sandbox_tool.engines.runners.workspace import Workspace, remove_stale
@@ -175,17 +174,24 @@ class RunnerEngine(Engine):
             self.isolation.prepare(self.interpreter)
             self._font_cache = fontcache.warm(self.interpreter)
             remove_stale(self.work_root)  # left by a host that died without cleaning up
-            if self.warm:
+            if self.warm or self.isolation.hosts_runners:
+                argv, env = self._template_argv(), self._template_env()
+                preload = self.preload if self.warm else []
                 pool = WarmPool(
-                    self._template_argv(),
-                    env=self._template_env(),
-                    preload=self.preload,
-                    make_workspace=lambda: Workspace.create(self.work_root, {}, None),
+                    argv,
+                    env=env,
+                    preload=preload,
+                    make_workspace=lambda: Workspace.create(self._workspace_parent(), {}, None),
                     make_setup=self._setup,
                     default_key=self.isolation.pool_key(ExecutionOptions()),
-                    size=self.pool_size,
+                    size=self.pool_size if self.warm else 0,
+                    template=self.isolation.make_template(argv, env, preload, self.work_root),
                 )
-                pool.start()
+                try:
+                    pool.start()
+                except BaseException:
+                    pool.close()  # what its template holds (gVisor's: its sandbox's dirs)
+                    raise
                 self._pool = pool
                 env_pools = EnvironmentPools(
                     self._environment_pool,
@@ -226,6 +232,9 @@ class RunnerEngine(Engine):
         if pools is not None:
             await asyncio.to_thread(pools.acquire, env)
             pools.release(env.key)
+
+    def _workspace_parent(self) -> Path | None:
+        return self.isolation.workspace_parent(self.work_root)
 
     # -- what a runner is given -------------------------------------------------------
 
@@ -269,7 +278,11 @@ class RunnerEngine(Engine):
         )
 
     def _setup(self, ws: Workspace, key: Any) -> protocol.RunnerSetup:
-        return requests.runner_setup(ws, self.isolation.setup(ws, key))
+        setup = requests.runner_setup(ws, self.isolation.setup(ws, key))
+        confine = self.isolation.confine(ws, key)
+        if confine is not None:
+            setup["confine"] = confine
+        return setup
 
     # -- taking a runner ------------------------------------------------------------------
 
@@ -308,7 +321,9 @@ class RunnerEngine(Engine):
             fonts = (
                 self._font_cache if env is None else await asyncio.to_thread(self._fonts_of, env)
             )
-        ws = await asyncio.to_thread(Workspace.create, self.work_root, options.files, fonts)
+        ws = await asyncio.to_thread(
+            Workspace.create, self._workspace_parent(), options.files, fonts
+        )
         try:
             if pool is not None:
                 return await _shielded(pool.take, key, ws), True
@@ -337,7 +352,7 @@ class RunnerEngine(Engine):
         ended = await channel.ended(_END_SECONDS)
         await channel.close()
         if not ended:
-            await asyncio.to_thread(kill_tree, runner.pid)
+            await asyncio.to_thread(runner.tree.kill)
         await asyncio.to_thread(runner.finish, not ended)
 
     # -- running ----------------------------------------------------------------------
@@ -353,7 +368,7 @@ class RunnerEngine(Engine):
         await self.start()
         async with self.gate:
             runner, warm = await self._take(options)
-            channel = RunnerChannel(runner.pid, runner.pipes)
+            channel = RunnerChannel(runner.pid, runner.pipes, runner.tree)
             try:
                 frames, limits = requests.one_shot_frames(
                     code, inputs, options, runner.ws,
@@ -374,12 +389,13 @@ class RunnerEngine(Engine):
         ready = ex.ready or {}
         if ready.get("status") == "runner_error":
             ex.answer = ready  # the worker could not apply the request
+        reported = ready.get("isolation")
         ctx = AnswerContext(
             engine=self.name,
             options=options,
             degraded=self.degraded(options),
             require_isolation=self.isolation.promises_layers,
-            isolation=ready.get("isolation") if isinstance(ready.get("isolation"), dict) else None,
+            isolation=self.isolation.layers(reported if isinstance(reported, dict) else None),
         )
         supervisor, fallback = None, None
         if not ex.answered:

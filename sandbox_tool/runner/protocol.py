@@ -90,9 +90,36 @@ class IsolationSetup(IsolationSetupOptional):
     """At most this many bytes are copied back from the scratch dirs when the sandbox ends."""
 
 
+class Confinement(TypedDict, total=False):
+    """What a worker without a sandbox of its own applies to itself before it waits for
+    code (:mod:`.layers.confine`): the native engine's filter, a gVisor runner's root,
+    uid and filter."""
+
+    mode: str
+    """How the engine calls this confinement in results (``"native"``, ``"gvisor"``)."""
+    chroot: str
+    """A root prepared for this runner (by the gVisor template)."""
+    uid: int
+    """Change from root to this uid and gid, with every capability dropped."""
+    nproc: int
+    """``RLIMIT_NPROC`` set once the uid changed (a uid of the runner's own: only its tasks
+    count)."""
+    process_cap: int
+    """The cap on the runner's tasks that ``nproc`` gives (reported as is)."""
+    umask: int
+    seccomp: dict[str, Any]
+    """A spec for :func:`.layers.seccomp.apply` (sets ``no_new_privs`` first)."""
+    namespaces: dict[str, bool]
+    """The namespaces the runner entered before the worker was forked (reported as is)."""
+    private_root: bool
+    """The runner's supervisor put the worker in a root of its own (reported as is)."""
+
+
 class RunnerSetupOptional(TypedDict, total=False):
     isolation: IsolationSetup | None
     """Absent or None: no sandbox (the native engine); the worker is a plain child."""
+    confine: Confinement | None
+    """Absent or None: the worker applies nothing to itself beyond its rlimits."""
 
 
 class RunnerSetup(RunnerSetupOptional):

@@ -2,10 +2,14 @@
 
 Every test runs once per side:
 
-- ``baseline-native``: the ``native`` engine, which is not a security boundary; the
-  attack must work there (or the test says why that cannot be shown safely);
+- ``baseline-native``: the ``native`` engine without its seccomp filter
+  (``seccomp=False``), which is not a security boundary; the attack must work there (or
+  the test says why that cannot be shown safely);
 - ``sandbox-process``: the ``process`` engine; the attack must fail in a named way.
-  Skipped, with the probe's reason, until that engine is registered and available.
+  Skipped, with the probe's reason, until that engine is registered and available;
+- ``sandbox-process-warm``: the same, on runners forked from its warm template;
+- ``sandbox-gvisor``: the ``gvisor`` engine (one sandbox kept running for the suite, as
+  it is meant to be used). Skipped, with the probe's reason, where runsc cannot run.
 
 Both run with every import and every builtin allowed: the OS boundary must hold alone.
 """
@@ -40,14 +44,17 @@ SIDES = [
     pytest.param(("sandbox", "process"), id="sandbox-process"),
     # runners forked from a warm template must be exactly as isolated as cold ones
     pytest.param(("sandbox", "process-warm"), id="sandbox-process-warm"),
+    pytest.param(("sandbox", "gvisor"), id="sandbox-gvisor"),
 ]
+#: Sides served by one engine for the whole suite (name -> the engine's registry name).
+SHARED = {"process-warm": "process", "gvisor": "gvisor"}
 #: Warm pools alive across tests: their template and waiting runners are not leftovers.
 RESIDENT_POOLS: list[Any] = []
 
 
-def process_engine_unavailable() -> str | None:
-    """Why the ``process`` engine cannot be the sandbox side here, or None."""
-    cls = ENGINES.get("process")
+def engine_unavailable(name: str) -> str | None:
+    """Why the engine ``name`` cannot be the sandbox side here, or None."""
+    cls = ENGINES.get(name)
     if cls is None:
         return "not registered in sandbox_tool.engines.ENGINES"
     info = cls.probe()
@@ -103,15 +110,14 @@ def host_secret(monkeypatch: pytest.MonkeyPatch) -> str:
     return value
 
 
-@pytest.fixture(scope="package")
-def warm_process_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """One warm process engine for this suite (a template per test would dominate); gone
-    before other suites run, whose leak checks would otherwise see its template."""
-    if process_engine_unavailable() is not None:
+def _shared_sandbox(name: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One warm engine for this suite (a template per test would dominate); gone before
+    other suites run, whose leak checks would otherwise see its template."""
+    if engine_unavailable(name) is not None:
         yield None
         return
-    work_root = tmp_path_factory.mktemp("warm-engine-root")
-    sandbox = PythonSandbox(engine=ENGINES["process"](work_root=work_root, warm=True))  # type: ignore[call-arg]
+    work_root = tmp_path_factory.mktemp(f"shared-{name}-root")
+    sandbox = PythonSandbox(engine=ENGINES[name](work_root=work_root, warm=True))  # type: ignore[call-arg]
     asyncio.run(sandbox.start())
     pool = sandbox.engine.pool  # type: ignore[attr-defined]
     RESIDENT_POOLS.append(pool)
@@ -120,31 +126,45 @@ def warm_process_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
     finally:
         RESIDENT_POOLS.remove(pool)
         asyncio.run(sandbox.aclose())
-    assert list(work_root.iterdir()) == [], "the warm engine left a working directory behind"
+    assert list(work_root.iterdir()) == [], f"the shared {name} engine left a directory behind"
+
+
+@pytest.fixture(scope="package")
+def warm_process_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    yield from _shared_sandbox("process", tmp_path_factory)
+
+
+@pytest.fixture(scope="package")
+def gvisor_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    yield from _shared_sandbox("gvisor", tmp_path_factory)
 
 
 @pytest.fixture(params=SIDES)
-def side(
-    request: pytest.FixtureRequest, host_secret: str, tmp_path: Path, warm_process_sandbox: Any
-) -> Iterator[Side]:
+def side(request: pytest.FixtureRequest, host_secret: str, tmp_path: Path) -> Iterator[Side]:
     """The engine under attack, with a fresh work root that must be empty afterwards."""
     role, name = request.param
-    if name == "process-warm":
-        if warm_process_sandbox is None:
-            pytest.skip(f'"process" engine not available: {process_engine_unavailable()}')
-        pool = warm_process_sandbox.engine.pool
-        yield Side(role, "process", warm_process_sandbox)
+    if name in SHARED:
+        engine_name = SHARED[name]
+        shared = request.getfixturevalue(
+            "warm_process_sandbox" if name == "process-warm" else "gvisor_sandbox"
+        )
+        if shared is None:
+            pytest.skip(f'"{engine_name}" engine not available: {engine_unavailable(engine_name)}')
+        pool = shared.engine.pool
+        yield Side(role, engine_name, shared)
         pool.wait_idle()
-        left = set(warm_process_sandbox.engine.work_root.iterdir()) - pool.resident_dirs()
-        assert left == set(), "the warm engine left a working directory behind"
+        left = set(shared.engine.work_root.iterdir()) - pool.resident_dirs()
+        assert left == set(), f"the shared {engine_name} engine left a working directory behind"
         return
     if name == "process":
-        reason = process_engine_unavailable()
+        reason = engine_unavailable(name)
         if reason is not None:
             pytest.skip(f'"process" engine not available: {reason}')
     work_root = tmp_path / "engine-root"
     work_root.mkdir()
-    engine = ENGINES[name](work_root=work_root, warm=False)  # type: ignore[call-arg]
+    # the baseline shows the attack itself works: nothing of the native filter in the way
+    extra = {"seccomp": False} if role == "baseline" else {}
+    engine = ENGINES[name](work_root=work_root, warm=False, **extra)  # type: ignore[call-arg]
     sandbox = PythonSandbox(engine=engine)
     asyncio.run(sandbox.start())
     try:

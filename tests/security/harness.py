@@ -2,8 +2,8 @@
 
 Every attack runs twice, through the same :meth:`Side.attack`:
 
-- on the **baseline** (the ``native`` engine: not a security boundary), where the
-  attack must work, which proves the attack is real;
+- on the **baseline** (the ``native`` engine without its seccomp filter: not a
+  security boundary), where the attack must work, which proves the attack is real;
 - on the **sandbox** (the ``process`` engine), where it must fail in a specific,
   named way (an errno, a typed limit error) with no secret in what comes back.
 

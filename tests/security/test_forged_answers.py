@@ -27,6 +27,7 @@ from sandbox_tool import (
     SandboxError,
     UsageError,
 )
+from sandbox_tool.engines.gvisor import GvisorEngine
 from sandbox_tool.engines.native import NativeEngine
 from sandbox_tool.engines.process import ProcessEngine
 from sandbox_tool.result import write_artifacts
@@ -37,14 +38,22 @@ pytestmark = pytest.mark.skipif(
 )
 
 _PROCESS = ProcessEngine.probe()
+_GVISOR = GvisorEngine.probe()
 _OPTS = ExecutionOptions(import_policy=ImportPolicy.allow_all(), timeout=20)
 
-#: Finds the channel (the worker's only unix socket), sends ``body`` as an answer frame
+#: Finds the channel (the worker's only unix socket but its stdout and stderr, and their
+#: copies: a gVisor runner's streams are sockets too), sends ``body`` as an answer frame
 #: and ends the process before the real answer: the host reads the forgery.
 _FORGE = (
-    "import os\n"
-    "fd = next(int(n) for n in os.listdir('/proc/self/fd')\n"
-    "          if os.readlink(f'/proc/self/fd/{n}').startswith('socket:'))\n"
+    "import os, stat\n"
+    "streams = {os.fstat(1).st_ino, os.fstat(2).st_ino}\n"
+    "def _channel(n):\n"
+    "    try:\n"
+    "        st = os.fstat(int(n))\n"
+    "    except OSError:\n"
+    "        return False  # the fd listdir used, closed since\n"
+    "    return stat.S_ISSOCK(st.st_mode) and st.st_ino not in streams\n"
+    "fd = next(int(n) for n in sorted(os.listdir('/proc/self/fd'), key=int) if _channel(n))\n"
     "os.write(fd, len(body).to_bytes(4, 'big') + body)\n"
     "for raw in globals().get('raws', []):\n"
     "    os.write(fd, len(raw).to_bytes(4, 'big') + raw)\n"
@@ -101,11 +110,20 @@ ENGINES = [
         id="process-cold",
         marks=pytest.mark.skipif(not _PROCESS.available, reason=str(_PROCESS.reason)),
     ),
+    # the suite's one gvisor engine: a gVisor sandbox takes seconds to start
+    pytest.param(
+        None,
+        id="gvisor",
+        marks=pytest.mark.skipif(not _GVISOR.available, reason=str(_GVISOR.reason)),
+    ),
 ]
 
 
 @pytest.fixture(params=ENGINES)
 def sandbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PythonSandbox]:
+    if request.param is None:  # the suite's shared gvisor engine (conftest.py)
+        yield request.getfixturevalue("gvisor_sandbox")
+        return
     (tmp_path / "work").mkdir()
     box = PythonSandbox(request.param(tmp_path / "work"))
     try:

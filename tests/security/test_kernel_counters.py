@@ -157,6 +157,10 @@ def test_queued_signals_do_not_take_the_hosts_pending_signals(side: Side) -> Non
     with held(side, SIGQUEUE_EXHAUST, {"n": limit + 1}) as report:
         _host_sigqueue_ok()
     # the host's own signal went through; the sandbox stopped at its own limit
+    if side.engine_name == "gvisor":
+        # queued in gVisor's kernel, up to its own (smaller) limit: none counts on the host
+        assert report["ok"] and 0 < report["value"] <= PENDING_SIGNALS, report
+        return
     assert report["ok"] and report["value"] == PENDING_SIGNALS, report
 
 

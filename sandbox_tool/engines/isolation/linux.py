@@ -24,7 +24,7 @@ from sandbox_tool.errors import EngineUnavailable
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.runner.protocol import IsolationSetup
 
-__all__ = ["OPTIONAL_LAYERS", "LinuxNamespaces", "run_probe"]
+__all__ = ["OPTIONAL_LAYERS", "LinuxNamespaces", "run_probe", "sandbox_key", "sandbox_setup"]
 
 _PROBE = (
     "import json, sys; sys.path.insert(0, sys.argv[1]); "
@@ -115,20 +115,30 @@ class LinuxNamespaces(Isolation):
         return notes
 
     def pool_key(self, options: ExecutionOptions) -> Hashable:
-        return (options.network, options.max_processes, options.max_disk_mb,
-                options.max_artifact_bytes, tuple(sorted(options.files)))  # fmt: skip
+        return sandbox_key(options)
 
     def setup(self, ws: Workspace, key: Hashable) -> IsolationSetup:
-        assert isinstance(key, tuple)
-        network, max_processes, disk_mb, artifact_bytes, files = key
-        return {
-            "network": bool(network),
-            "nproc": int(max_processes),
-            "skip_layers": list(self.skip_layers),
-            # the writable dirs live in a tmpfs of max_disk_mb, not on the host's disk;
-            # exposed files are bound read-only and do not count against it
-            "scratch_mb": int(disk_mb),
-            "ro_files": [str(ws.work / name) for name in files],
-            # the code's files, plus the runner's report and figures
-            "copy_out_max_bytes": Budgets.copy_out_for(int(artifact_bytes)),
-        }
+        return sandbox_setup(ws, key, self.skip_layers)
+
+
+def sandbox_key(options: ExecutionOptions) -> Hashable:
+    """The options a runner's sandbox is built with (its namespaces, cap, scratch size)."""
+    return (options.network, options.max_processes, options.max_disk_mb,
+            options.max_artifact_bytes, tuple(sorted(options.files)))  # fmt: skip
+
+
+def sandbox_setup(ws: Workspace, key: Hashable, skip_layers: tuple[str, ...]) -> IsolationSetup:
+    """The runner setup's ``isolation`` part for a :func:`sandbox_key`."""
+    assert isinstance(key, tuple)
+    network, max_processes, disk_mb, artifact_bytes, files = key
+    return {
+        "network": bool(network),
+        "nproc": int(max_processes),
+        "skip_layers": list(skip_layers),
+        # the writable dirs live in a tmpfs of max_disk_mb, not on the host's disk;
+        # exposed files are bound read-only and do not count against it
+        "scratch_mb": int(disk_mb),
+        "ro_files": [str(ws.work / name) for name in files],
+        # the code's files, plus the runner's report and figures
+        "copy_out_max_bytes": Budgets.copy_out_for(int(artifact_bytes)),
+    }

@@ -83,7 +83,7 @@ class MicroVM(Isolation):
         self.check = check
         self.machines = Machines(spec)
         #: What the guest said it supports, once a VM was prepared.
-        self.layers: dict[str, Any] | None = None
+        self.guest_layers: dict[str, Any] | None = None
         self.promises_layers = False
         self.caps_processes = False
         self._sandbox = LinuxNamespaces(accept_degraded=True)
@@ -115,7 +115,7 @@ class MicroVM(Isolation):
                 "from each other; accept_degraded=True runs them without it (and says so)",
                 engine=_ENGINE,
             )
-        self.layers = layers
+        self.guest_layers = layers
 
     def degraded(self, options: ExecutionOptions) -> list[str]:
         notes = []
@@ -124,10 +124,11 @@ class MicroVM(Isolation):
                 "landlock: the guest kernel has none; inside the VM each execution still has "
                 "its own namespaces, private root and seccomp filter"
             )
-        if self.layers is not None and not self.promises_layers:
+        if self.guest_layers is not None and not self.promises_layers:
             notes.append(
                 "isolation between executions: the guest kernel cannot build the runner's "
-                f"sandbox ({self.layers.get('reason')}); executions that share a VM run as its "
+                f"sandbox ({self.guest_layers.get('reason')}); executions that share a VM run "
+                "as its "
                 "root user and can reach each other's files and processes (accept_degraded)"
             )
         if options.network:
@@ -155,7 +156,7 @@ class MicroVM(Isolation):
     def ensure_vm(self, options: ExecutionOptions) -> Machine:
         """The running VM for ``options``, booted now if needed. Blocking."""
         machine = self.machines.ensure(self.vm_key(options))
-        if self.layers is None:
+        if self.guest_layers is None:
             self._adopt(machine.layers)
         return machine
 

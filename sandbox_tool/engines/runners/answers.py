@@ -106,6 +106,8 @@ def to_result(
         "engine": ctx.engine,
         "duration_ms": ex.duration_ms,
         "peak_memory_mb": round(peak / 1024, 1) if isinstance(peak, (int, float)) else None,
+        "isolation": ctx.isolation,
+        "degraded": ctx.degraded,
     }
     if ex.output_exceeded:
         marker = TRUNCATION_MARKER.format(limit=opts.max_output_bytes)
@@ -156,6 +158,7 @@ def to_result(
         )
     isolation = ctx.isolation if answer is not None else control.get("isolation")
     isolation = isolation or ctx.isolation
+    common["isolation"] = isolation if isinstance(isolation, dict) else None
     report = answer if answer is not None else (fallback.report if fallback else None)
     if ctx.require_isolation and not isolation:
         detail = (report or {}).get("message") or control.get("message")
@@ -187,7 +190,7 @@ def to_result(
         else:
             assert fallback is not None
             common["artifacts"], truncated = fallback.artifacts, fallback.artifacts_truncated
-        return _from_report(report, ctx, common, isolation, truncated)
+        return _from_report(report, ctx, common, truncated)
     except ChannelError as exc:
         raise EngineError(
             f"the sandbox's answer broke its protocol, so no result is trusted: {exc}; do "
@@ -209,7 +212,6 @@ def _from_report(
     report: dict[str, Any],
     ctx: AnswerContext,
     common: dict[str, Any],
-    isolation: dict[str, Any] | None,
     artifacts_truncated: bool,
 ) -> ExecutionResult:
     status = report.get("status")
@@ -220,8 +222,6 @@ def _from_report(
             result_type=_field(report, "result_type", str),
             result_truncated=_field(report, "result_truncated", bool) is True,
             artifacts_truncated=artifacts_truncated,
-            degraded=ctx.degraded,
-            isolation=isolation if isinstance(isolation, dict) else None,
             **common,
         )
     if status == "error":

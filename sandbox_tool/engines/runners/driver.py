@@ -24,7 +24,6 @@ import contextlib
 import functools
 import json
 import os
-import signal
 import socket
 import time
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from sandbox_tool.engines.runners.frames import (
     read_until_marker,
 )
 from sandbox_tool.engines.runners.pipes import RunnerPipes, close_quietly
-from sandbox_tool.engines.runners.proctree import kill_tree
+from sandbox_tool.engines.runners.proctree import HostTree, ProcessTree
 from sandbox_tool.engines.runners.treewatch import Overrun, watch_tree
 from sandbox_tool.runner.protocol import MAX_ARTIFACT_FILES
 from sandbox_tool.streaming import Tap
@@ -107,15 +106,17 @@ class Exchange:
 
 
 class RunnerChannel:
-    """The host's end of one runner: ``pid`` is its supervisor; the runner's ends of
-    ``pipes`` must be closed in this process already. :meth:`open` takes over the host's
-    ends of the socket, stdout and stderr (a duplicate of the control pipe is read, the
-    original stays with whoever tears the runner down); :meth:`close` gives them up.
+    """The host's end of one runner: ``pid`` is its supervisor (``tree``, how the host
+    kills and watches it, is :class:`HostTree` of ``pid`` unless given); the runner's ends
+    of ``pipes`` must be closed in this process already. :meth:`open` takes over the
+    host's ends of the socket, stdout and stderr (a duplicate of the control pipe is read,
+    the original stays with whoever tears the runner down); :meth:`close` gives them up.
     """
 
-    def __init__(self, pid: int, pipes: RunnerPipes) -> None:
+    def __init__(self, pid: int, pipes: RunnerPipes, tree: ProcessTree | None = None) -> None:
         self.pid = pid
         self.pipes = pipes
+        self.tree: ProcessTree = tree or HostTree(pid)
         self._transports: list[asyncio.BaseTransport] = []
         self._stdout: asyncio.StreamReader | None = None
         self._stderr: asyncio.StreamReader | None = None
@@ -196,7 +197,7 @@ class RunnerChannel:
         cpu: asyncio.Future[Overrun] | None = None
         if cell is not None and (cell.cpu_seconds > 0 or cell.memory_bytes > 0):
             cpu = asyncio.ensure_future(
-                watch_tree(self.pid, cell.cpu_seconds or float("inf"), cell.cpu_base,
+                watch_tree(self.tree.usage, cell.cpu_seconds or float("inf"), cell.cpu_base,
                            cell.memory_bytes)
             )  # fmt: skip
         tasks = [t for t in (body, overflow, streams, cpu) if t is not None]
@@ -302,10 +303,9 @@ class RunnerChannel:
         stop the code and save its files, then SIGKILL for the whole tree."""
         self._killed = True
         if stop_grace > 0 and self._control is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGTERM)
+            self.tree.terminate()
             await asyncio.wait({self._control}, timeout=stop_grace)
-        await asyncio.to_thread(kill_tree, self.pid)
+        await asyncio.to_thread(self.tree.kill)
 
     async def close(self) -> None:
         """Give up the host's ends of the streams (the runner sees its channel end)."""

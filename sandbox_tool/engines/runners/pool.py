@@ -28,10 +28,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from sandbox_tool.engines.runners.pipes import RunnerPipes
-from sandbox_tool.engines.runners.proctree import kill_tree
-from sandbox_tool.engines.runners.runner import Runner, running
-from sandbox_tool.engines.runners.template import TEMPLATE_BOOTSTRAP, Template
+from sandbox_tool.engines.runners.proctree import HostTree
+from sandbox_tool.engines.runners.runner import Runner
+from sandbox_tool.engines.runners.template import TEMPLATE_BOOTSTRAP, Template, TemplateLike
 from sandbox_tool.engines.runners.workspace import Workspace
 from sandbox_tool.errors import EngineError
 from sandbox_tool.runner.protocol import RunnerSetup
@@ -47,7 +46,8 @@ class WarmPool:
     """A template process and ``size`` runners forked ahead of time for ``default_key``.
 
     ``make_setup(ws, key)`` gives the runner's setup for a workspace and a settings key;
-    ``make_workspace()`` a fresh workspace. ``env`` is the template's environment.
+    ``make_workspace()`` a fresh workspace. ``env`` is the template's environment;
+    ``template`` replaces the usual one (a strategy's own, such as gVisor's).
     """
 
     def __init__(
@@ -60,6 +60,7 @@ class WarmPool:
         make_setup: Callable[[Workspace, Any], RunnerSetup],
         default_key: Any,
         size: int = 2,
+        template: TemplateLike | None = None,
     ) -> None:
         self.argv = argv
         self.env = env
@@ -73,7 +74,7 @@ class WarmPool:
         # released runners still ending, with the time they get to end by themselves
         self._spent: list[tuple[Runner, float]] = []
         self._cleaning = 0
-        self._template = Template(argv, env, preload)
+        self._template: TemplateLike = template or Template(argv, env, preload)
         self._had_template = False
         self._closed = False
         self._refill_wanted = threading.Condition(self._lock)
@@ -105,16 +106,12 @@ class WarmPool:
         """Fork a runner now (the caller holds the lock)."""
         self._ensure_template()
         ws = ws or self.make_workspace()
-        pipes = RunnerPipes.create()
         try:
-            pid = self._template.fork(self.make_setup(ws, key), list(pipes.runner_ends()))
+            pid, pipes, tree = self._template.spawn(self.make_setup(ws, key))
         except BaseException:
-            pipes.close_all()
             ws.cleanup()
             raise
-        finally:
-            pipes.close_runner_ends()
-        return Runner(pid, pipes, ws, key)
+        return Runner(pid, pipes, ws, key, tree=tree or HostTree(pid))
 
     def take_ready(self, key: Any) -> Runner | None:
         """A runner forked ahead of time for ``key``, if one is waiting and the pool is not
@@ -138,7 +135,7 @@ class WarmPool:
         to the background, to be killed and removed."""
         while self._ready:
             runner = self._ready.popleft()
-            if self._template.alive() and running(runner.pid):
+            if self._template.alive() and runner.tree.alive():
                 return runner
             runner.pipes.close_driven_ends()
             self._spent.append((runner, 0.0))
@@ -176,7 +173,7 @@ class WarmPool:
                 runner = self._released.popleft()
             except IndexError:
                 return
-            kill_tree(runner.pid, wait=1.0)
+            runner.tree.kill(wait=1.0)
             runner.finish(killed=True)
 
     def _refill_loop(self) -> None:
@@ -244,7 +241,7 @@ class WarmPool:
             self._cleaning += 1
         try:
             if late:
-                kill_tree(runner.pid, wait=1.0)
+                runner.tree.kill(wait=1.0)
             runner.finish(killed=late)
         except Exception:  # noqa: BLE001 - this thread must outlive one runner's failure
             pass
@@ -294,7 +291,7 @@ class WarmPool:
         with self._lock:
             spent, self._spent = self._spent, []
         for runner, _ in spent:
-            kill_tree(runner.pid, wait=1.0)
+            runner.tree.kill(wait=1.0)
             runner.finish(killed=True)
         self._finish_released()
 
@@ -328,10 +325,9 @@ class WarmPool:
         executions (with the sandboxes below those supervisors). Any other child of the
         template is a leftover."""
         with self._lock:
-            pids = {r.pid for r in self._ready}
-            if self._template.proc is not None:
-                pids.add(self._template.proc.pid)
-            return pids
+            # a runner inside a sandbox (gVisor) has no host pid: its template's are listed
+            ready = {r.pid for r in self._ready if isinstance(r.tree, HostTree)}
+            return ready | self._template.resident_pids()
 
     def resident_dirs(self) -> set[Any]:
         with self._lock:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox_tool.engines.runners.pipes import RunnerPipes
-from sandbox_tool.engines.runners.proctree import kill_tree
+from sandbox_tool.engines.runners.proctree import HostTree, ProcessTree, running
 from sandbox_tool.engines.runners.workspace import Workspace
 
 __all__ = ["Runner", "running"]
@@ -31,10 +31,16 @@ class Runner:
     key: Any
     process: subprocess.Popen[bytes] | None = None
     """Set when this process started the runner itself (it must reap it)."""
+    tree: ProcessTree = field(default=None)  # type: ignore[assignment]
+    """How the host kills and watches it (default: :class:`HostTree` of ``pid``)."""
+
+    def __post_init__(self) -> None:
+        if self.tree is None:
+            self.tree = HostTree(self.pid)
 
     def discard(self) -> None:
         """Kill it now and remove everything (a runner that was never driven)."""
-        kill_tree(self.pid)
+        self.tree.kill()
         self.pipes.close_host_ends()
         self._reap()
         self.ws.cleanup()
@@ -43,8 +49,7 @@ class Runner:
         """Once it has ended (or been ``killed``): close its control pipe, remove its
         workspace; whatever is left in its supervisor's session is killed."""
         if not killed:
-            with contextlib.suppress(OSError):
-                os.killpg(self.pid, 9)
+            self.tree.end()
         with contextlib.suppress(OSError):
             os.close(self.pipes.control_r)
         self._reap()
@@ -54,12 +59,3 @@ class Runner:
         if self.process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=5)
-
-
-def running(pid: int) -> bool:
-    """Whether ``pid`` is still there (a zombie counts)."""
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True

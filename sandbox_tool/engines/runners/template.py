@@ -10,13 +10,38 @@ import socket
 import subprocess
 import tempfile
 import threading
-from typing import Any
+from typing import Any, Protocol
 
-from sandbox_tool.engines.runners.proctree import kill_tree
+from sandbox_tool.engines.runners.pipes import RunnerPipes
+from sandbox_tool.engines.runners.proctree import ProcessTree, kill_tree
 from sandbox_tool.errors import EngineError, EngineUnavailable
 from sandbox_tool.runner.protocol import ForkMessage, RunnerSetup
 
-__all__ = ["TEMPLATE_BOOTSTRAP", "Template"]
+__all__ = ["TEMPLATE_BOOTSTRAP", "Template", "TemplateLike"]
+
+
+class TemplateLike(Protocol):
+    """What the warm pool needs of the process its runners come from (:class:`Template`,
+    or a strategy's own, such as gVisor's, whose runners live in its sandbox)."""
+
+    info: dict[str, Any]
+
+    def start(self) -> None: ...
+    def alive(self) -> bool: ...
+    @property
+    def pid(self) -> int | None: ...
+    def spawn(self, setup: RunnerSetup) -> tuple[int, RunnerPipes, ProcessTree | None]:
+        """A new runner with ``setup``: its pid, the host's ends of its channels, and how
+        to kill and watch it (None: it is this host's process ``pid``)."""
+        ...
+
+    def stop(self) -> str: ...
+    def close(self) -> None: ...
+    def fds(self) -> set[int]: ...
+    def resident_pids(self) -> set[int]:
+        """The host processes it keeps while it runs (for leak checks)."""
+        ...
+
 
 TEMPLATE_BOOTSTRAP = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
@@ -93,6 +118,20 @@ class Template:
     def pid(self) -> int | None:
         """Its pid while it runs."""
         return self.proc.pid if self.alive() and self.proc is not None else None
+
+    def spawn(self, setup: RunnerSetup) -> tuple[int, RunnerPipes, ProcessTree | None]:
+        pipes = RunnerPipes.create()
+        try:
+            pid = self.fork(setup, list(pipes.runner_ends()))
+        except BaseException:
+            pipes.close_all()
+            raise
+        finally:
+            pipes.close_runner_ends()
+        return pid, pipes, None
+
+    def resident_pids(self) -> set[int]:
+        return {self.proc.pid} if self.proc is not None else set()
 
     def fork(self, setup: RunnerSetup, fds: list[int]) -> int:
         """Ask it for a runner with ``setup`` on the runner's ends ``fds``; its pid."""

@@ -27,6 +27,7 @@ sandbox, so the code can neither forge nor stop it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -96,13 +97,15 @@ def tree_usage(pid: int) -> TreeUsage:
     return TreeUsage(cpu, memory)
 
 
-async def watch_tree(pid: int, cpu_seconds: float, cpu_base: float, memory_bytes: int) -> Overrun:
-    """Return once the tree has used more than ``cpu_seconds`` beyond ``cpu_base`` (what it
-    had used before the cell), or holds more than ``memory_bytes`` (0: no memory budget);
-    runs until cancelled otherwise."""
+async def watch_tree(
+    usage: Callable[[], TreeUsage], cpu_seconds: float, cpu_base: float, memory_bytes: int
+) -> Overrun:
+    """Return once the tree (``usage()`` measures it, blocking) has used more than
+    ``cpu_seconds`` beyond ``cpu_base`` (what it had used before the cell), or holds more
+    than ``memory_bytes`` (0: no memory budget); runs until cancelled otherwise."""
     while True:
         await asyncio.sleep(POLL_SECONDS)
-        now = await asyncio.to_thread(tree_usage, pid)
+        now = await asyncio.to_thread(usage)
         if now.cpu_seconds - cpu_base > cpu_seconds:
             return Overrun("cpu", now.cpu_seconds - cpu_base)
         if memory_bytes and now.memory_bytes > memory_bytes:

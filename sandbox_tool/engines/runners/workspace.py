@@ -36,7 +36,7 @@ from sandbox_tool.runner.protocol import (
     read_regular,
 )
 
-__all__ = ["Workspace", "mime_type", "remove_stale", "unique_name"]
+__all__ = ["Workspace", "mime_type", "private_dir", "remove_stale", "unique_name"]
 
 # written by the process engine's sandbox when it copies files out of its tmpfs
 _PARTIAL = ".scratch-partial-"
@@ -207,6 +207,12 @@ def remove_stale(parent: Path | None) -> int:
         Workspace(path).cleanup()
         removed += not os.path.lexists(path)
     return removed
+
+
+def private_dir(parent: Path | None, label: str) -> Path:
+    """A new 0700 directory named like the workspaces (so that :func:`remove_stale` removes
+    it once this process is gone), with ``label`` in its name."""
+    return Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{_owner_tag()}-{label}-", dir=parent))
 
 
 def _owner_tag() -> str:

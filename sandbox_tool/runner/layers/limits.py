@@ -35,10 +35,13 @@ def apply_limits(limits: Limits) -> None:
     """Set the execution's rlimits (and no core dumps)."""
 
     def set_limit(which: int, value: int) -> None:
-        _, hard = resource.getrlimit(which)
+        current = resource.getrlimit(which)
+        hard = current[1]
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
-        resource.setrlimit(which, (value, value if which != resource.RLIMIT_CPU else hard))
+        wanted = (value, value if which != resource.RLIMIT_CPU else hard)
+        if wanted != current:  # gVisor reports RLIMIT_SIGPENDING as 0 and refuses to set it
+            resource.setrlimit(which, wanted)
 
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if limits.get("memory_bytes"):

@@ -16,13 +16,14 @@ from ..syscalls import (
     PR_CAP_AMBIENT,
     PR_CAP_AMBIENT_CLEAR_ALL,
     PR_CAPBSET_DROP,
+    PR_CAPBSET_READ,
     PR_SET_DUMPABLE,
     PR_SET_KEEPCAPS,
     PR_SET_NO_NEW_PRIVS,
     check,
 )
 
-__all__ = ["become", "drop_capabilities", "set_dumpable", "set_no_new_privs"]
+__all__ = ["become", "drop_bounding", "drop_capabilities", "set_dumpable", "set_no_new_privs"]
 
 _CAPABILITY_VERSION_3 = 0x20080522
 
@@ -39,6 +40,24 @@ class _CapData(ctypes.Structure):
     )
 
 
+def drop_bounding() -> None:
+    """Empty the bounding and ambient sets (dropping needs ``CAP_SETPCAP``: call it
+    before a uid change takes the capabilities away; one already dropped is skipped)."""
+    libc = syscalls.libc()
+    for cap in range(64):
+        held = libc.prctl(PR_CAPBSET_READ, ctypes.c_ulong(cap), 0, 0, 0)
+        if held < 0:
+            if ctypes.get_errno() == errno.EINVAL:  # past the last capability
+                break
+            check(-1, f"prctl(PR_CAPBSET_READ, {cap})")
+        if held and libc.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0) != 0:
+            check(-1, f"prctl(PR_CAPBSET_DROP, {cap})")
+    cleared = libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == 0
+    # EINVAL: a kernel without ambient capabilities (gVisor's), so none to clear
+    if not cleared and ctypes.get_errno() != errno.EINVAL:
+        check(-1, "clear ambient caps")
+
+
 def drop_capabilities() -> None:
     """Empty the bounding, ambient, effective, permitted and inheritable sets.
 
@@ -46,12 +65,7 @@ def drop_capabilities() -> None:
     namespace, so the kernel never saw a root-to-nonroot transition.
     """
     libc = syscalls.libc()
-    for cap in range(64):
-        if libc.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0) != 0:
-            if ctypes.get_errno() == errno.EINVAL:  # past the last capability
-                break
-            check(-1, f"prctl(PR_CAPBSET_DROP, {cap})")
-    check(libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient caps")
+    drop_bounding()
     check(libc.prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0), "prctl(PR_SET_KEEPCAPS, 0)")
     header = _CapHeader(_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)()

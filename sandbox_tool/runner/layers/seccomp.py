@@ -42,6 +42,8 @@ from ..syscalls import PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP
 __all__ = [
     "ARCHES",
     "DENIED_SYSCALLS",
+    "EXEC_SYSCALLS",
+    "FORK_SYSCALLS",
     "SeccompError",
     "apply",
     "build_filter",
@@ -79,6 +81,8 @@ X32_SYSCALL_BIT = 0x40000000
 AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
 SOCK_STREAM, SOCK_DGRAM = 1, 2
 SOCK_TYPE_MASK = 0xF  # the rest of the type argument is SOCK_NONBLOCK/SOCK_CLOEXEC
+
+CLONE_THREAD = 0x00010000  # a thread of the caller, not a new process
 
 # CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET. CLONE_NEWTIME
 # (0x80) is left out: in clone() that bit belongs to the exit signal and the
@@ -144,6 +148,7 @@ _X86_64 = {
     "io_uring_register": 427, "open_tree": 428, "move_mount": 429, "fsopen": 430,
     "fsconfig": 431, "fsmount": 432, "fspick": 433, "clone3": 435, "pidfd_getfd": 438,
     "mount_setattr": 442, "open_tree_attr": 467, "memfd_create": 319, "memfd_secret": 447,
+    "execve": 59, "execveat": 322, "fork": 57, "vfork": 58,
     "shmget": 29, "shmat": 30, "shmctl": 31, "semget": 64, "semop": 65, "semctl": 66,
     "shmdt": 67, "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71, "semtimedop": 220,
     "mq_open": 240, "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243,
@@ -163,6 +168,7 @@ _AARCH64 = {
     "io_uring_register": 427, "open_tree": 428, "move_mount": 429, "fsopen": 430,
     "fsconfig": 431, "fsmount": 432, "fspick": 433, "clone3": 435, "pidfd_getfd": 438,
     "mount_setattr": 442, "open_tree_attr": 467, "memfd_create": 279, "memfd_secret": 447,
+    "execve": 221, "execveat": 281,
     "inotify_init1": 26, "inotify_add_watch": 27, "inotify_rm_watch": 28, "mq_open": 180,
     "mq_unlink": 181, "mq_timedsend": 182, "mq_timedreceive": 183, "mq_notify": 184,
     "mq_getsetattr": 185, "msgget": 186, "msgctl": 187, "msgrcv": 188, "msgsnd": 189,
@@ -170,7 +176,11 @@ _AARCH64 = {
     "shmctl": 195, "shmat": 196, "shmdt": 197, "fanotify_init": 262, "fanotify_mark": 263,
 }  # fmt: skip
 # Denied calls that one architecture does not have at all (so nothing to filter there).
-ABSENT_ON = {"aarch64": {"uselib", "iopl", "ioperm", "inotify_init"}}
+ABSENT_ON = {"aarch64": {"uselib", "iopl", "ioperm", "inotify_init", "fork", "vfork"}}
+#: What ``programs=False`` refuses: every way to run another program.
+EXEC_SYSCALLS = ("execve", "execveat")
+#: What ``processes=False`` refuses besides ``clone`` without ``CLONE_THREAD``.
+FORK_SYSCALLS = ("fork", "vfork")
 
 ARCHES: dict[str, _Arch] = {
     "x86_64": _Arch("x86_64", 0xC000003E, True, _X86_64),
@@ -238,6 +248,8 @@ def build_filter(
     network: bool = False,
     unix_sockets: bool = True,
     allow_namespaces: bool = False,
+    programs: bool = True,
+    processes: bool = True,
     extra_denied: Iterable[str] = (),
 ) -> bytes:
     """Build the filter program: packed ``struct sock_filter`` entries.
@@ -249,6 +261,10 @@ def build_filter(
       mode: it reaches nothing outside and asyncio needs it for its self-pipe.
     - ``allow_namespaces``: skip the namespace rules (only for set-up code
       that still has to unshare; the sandbox itself never gets this).
+    - ``programs``: allow ``execve``/``execveat`` (False: no other program can
+      start, for code in a sandbox without a landlock execute rule).
+    - ``processes``: allow new processes (False: ``fork``, ``vfork`` and
+      ``clone`` without ``CLONE_THREAD`` fail; threads still start).
     - ``extra_denied``: more syscall names to fail with ``EPERM``.
 
     >>> len(build_filter(arch="x86_64")) % 8
@@ -257,6 +273,8 @@ def build_filter(
     table = ARCHES[arch or native_arch()]
     nums = table.numbers
     denied = [n for n in DENIED_SYSCALLS if not (allow_namespaces and n in ("unshare", "setns"))]
+    denied += [] if programs else list(EXEC_SYSCALLS)
+    denied += [] if processes else list(FORK_SYSCALLS)
     for name in extra_denied:
         if name not in nums:
             raise SeccompError(errno.EINVAL, f"unknown syscall {name!r} for {table.name}")
@@ -271,17 +289,22 @@ def build_filter(
     for number in sorted({nums[n] for n in denied if n in nums}):
         a.jump(BPF_JEQ_K, number, "eperm", 0)
     a.jump(BPF_JEQ_K, nums["clone3"], "enosys", 0)
-    if not allow_namespaces:
+    clone_rule = not allow_namespaces or not processes
+    if clone_rule:
         a.jump(BPF_JEQ_K, nums["clone"], "clone", 0)
     a.jump(BPF_JEQ_K, nums["socket"], "socket", 0)
     a.jump(BPF_JEQ_K, nums["socketpair"], "socketpair", 0)
     a.jump(BPF_JEQ_K, nums["ioctl"], "ioctl", 0)
     a.ret(SECCOMP_RET_ALLOW)
 
-    if not allow_namespaces:
+    if clone_rule:
         a.label("clone")  # the kernel reads only the low 32 bits of clone's flags
         a.load(_arg_low(0))
-        a.jump(BPF_JSET_K, CLONE_NAMESPACE_FLAGS, "eperm", "allow")
+        if not allow_namespaces:
+            a.jump(BPF_JSET_K, CLONE_NAMESPACE_FLAGS, "eperm", 0)
+        if not processes:
+            a.jump(BPF_JSET_K, CLONE_THREAD, "allow", "eperm")
+        a.ret(SECCOMP_RET_ALLOW)
 
     a.label("socket")
     a.load(_arg_low(0))
@@ -365,27 +388,38 @@ def apply(spec: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build and install the filter described by a JSON-able ``spec``.
 
     ``spec`` keys (all optional): ``network`` (bool, default False),
-    ``unix_sockets`` (bool, default True), ``extra_denied`` (list of names).
+    ``unix_sockets`` (bool, default True), ``programs`` and ``processes`` (bool,
+    default True: see :func:`build_filter`), ``extra_denied`` (list of names).
     Returns a report: ``applied``, ``arch``, ``instructions``, ``denied``,
-    ``enosys``, ``socket_families``, ``namespaces_blocked``, ``build_ms``,
-    ``install_ms``, ``installed_with``.
+    ``enosys``, ``socket_families``, ``namespaces_blocked``, ``programs``,
+    ``processes``, ``build_ms``, ``install_ms``, ``installed_with``.
     """
     spec = dict(spec or {})
     network = bool(spec.get("network", False))
     unix = bool(spec.get("unix_sockets", True))
+    programs = bool(spec.get("programs", True))
+    processes = bool(spec.get("processes", True))
     extra: Sequence[str] = tuple(spec.get("extra_denied", ()))
     arch = native_arch()
     started = time.perf_counter()
-    program = build_filter(arch=arch, network=network, unix_sockets=unix, extra_denied=extra)
+    program = build_filter(
+        arch=arch, network=network, unix_sockets=unix, programs=programs,
+        processes=processes, extra_denied=extra,
+    )  # fmt: skip
     build_ms = round((time.perf_counter() - started) * 1000, 3)
     report = install_filter(program, arch=arch)
     nums = ARCHES[arch].numbers
     families = (["AF_UNIX"] if unix else []) + (["AF_INET", "AF_INET6"] if network else [])
+    denied = [*DENIED_SYSCALLS, *extra]
+    denied += [] if programs else list(EXEC_SYSCALLS)
+    denied += [] if processes else list(FORK_SYSCALLS)
     report.update(
-        denied=sorted({n for n in (*DENIED_SYSCALLS, *extra) if n in nums}),
+        denied=sorted({n for n in denied if n in nums}),
         enosys=["clone3"],
         socket_families=families,
         namespaces_blocked=True,
+        programs=programs,
+        processes=processes,
         build_ms=build_ms,
     )
     return report

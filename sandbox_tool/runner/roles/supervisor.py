@@ -142,8 +142,8 @@ def _serve_or_run(
     if request_fd is not None:
         from . import cells
 
-        worker.prepare(setup, report_file=False)
-        cells.serve(setup, request_fd, summary)  # never returns
+        confined = worker.prepare(setup, report_file=False)
+        cells.serve(setup, request_fd, summary or confined)  # never returns
     worker.prepare(setup)
     worker.run(cast(RunnerRequest, setup))  # a cold run's setup holds its request too
 

@@ -31,6 +31,7 @@ from ..protocol import (
     USER_FILENAME,
     WORKER_REPORT,
     ErrorReport,
+    IsolationSummary,
     OkReport,
     Paths,
     RunnerErrorFrame,
@@ -217,11 +218,17 @@ def fail(request: RunnerSetup, message: str) -> NoReturn:
         _exit(71)
 
 
-def prepare(setup: RunnerSetup, *, report_file: bool = True) -> None:
+def prepare(setup: RunnerSetup, *, report_file: bool = True) -> IsolationSummary | None:
     """What can be done before the request arrives (a pre-forked worker does it while it
     waits, so that a request pays only for its code). ``report_file``: the report goes to
-    a file (a cold run), whose space is reserved now; a warm worker answers on its channel."""
+    a file (a cold run), whose space is reserved now; a warm worker answers on its channel.
+    Returns the layers of the setup's ``confine`` (None without one)."""
     paths = _Paths(setup["paths"])
+    confined = None
+    if setup.get("confine"):
+        from ..layers import confine
+
+        confined = confine.apply(setup["confine"] or {})
     _isolate_descriptors()
     _reseed()
     os.chdir(paths.work)
@@ -237,6 +244,7 @@ def prepare(setup: RunnerSetup, *, report_file: bool = True) -> None:
     if report_file:
         # the result, its repr and a traceback: what a report with the default limit holds
         _reserve_report(paths.meta, _DEFAULT_REPORT_RESERVE)
+    return confined
 
 
 def _set_environment(env: dict[str, str]) -> None:
