@@ -47,9 +47,9 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
 def _choose(interpreter: str | None) -> tuple[type[Engine], list[EngineInfo]]:
     infos = probe_all(interpreter)
-    for info in infos:
-        if info.available:
-            return ENGINES[info.name], [i for i in infos if i.security_level > info.security_level]
+    for at, info in enumerate(infos):
+        if info.available:  # the ones before it are preferred (stronger, or first among equals)
+            return ENGINES[info.name], infos[:at]
     reasons = "; ".join(f"{i.name}: {i.reason}" for i in infos)
     raise EngineUnavailable(f"no engine can run on this host ({reasons})")
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 KEYS = {"id", "ok", "engine", "result", "stdout", "stderr", "error", "artifacts",
-        "duration_ms", "peak_memory_mb"}  # fmt: skip
+        "duration_ms", "peak_memory_mb", "isolation", "degraded"}  # fmt: skip
 
 
 def batch(

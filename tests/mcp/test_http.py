@@ -99,7 +99,7 @@ def test_cancelling_a_call_over_http_kills_its_sandbox(http_url: str) -> None:
         return pids, alive, after
 
     pids, alive, after = asyncio.run(go())
-    assert len(pids) == 2 and alive == []
+    assert len(pids) == 1 and alive == []
     assert after.structured_content["result"] == 2
 
 
