@@ -232,9 +232,15 @@ def iterate_sync(open_stream: Callable[[], BatchStream], buffer: int) -> Iterato
                 return
             if isinstance(got, _Failure):
                 raise got.exc
-            handle["loop"].call_soon_threadsafe(handle["room"].release)
+            _call_in(handle["loop"], handle["room"].release)
             yield got
     finally:
-        with contextlib.suppress(RuntimeError):  # the loop has already ended
-            handle["loop"].call_soon_threadsafe(handle["task"].cancel)
+        _call_in(handle["loop"], handle["task"].cancel)
         thread.join()
+
+
+def _call_in(loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) -> None:
+    """``callback`` on ``loop`` from another thread; nothing when that loop has already
+    ended (the batch finished while the caller was taking its last results)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback)

@@ -4,8 +4,9 @@ strategy: everything the native and process engines share.
 One execution, cold or warm, takes the same path:
 
 1. a runner: forked ahead of time from the warm template
-   (:mod:`~sandbox_tool.engines.runners.pool`), or started now (:func:`start_cold`),
-   in both cases with its setup (paths, environment, its sandbox's settings) already;
+   (:mod:`~sandbox_tool.engines.runners.pool`), or started now
+   (:mod:`~sandbox_tool.engines.runners.starting`), in both cases with its setup (paths,
+   environment, its sandbox's settings) already;
 2. its request and its one cell, built from the options in
    :mod:`~sandbox_tool.engines.runners.requests`, go through the one channel driver
    (:class:`~sandbox_tool.engines.runners.driver.RunnerChannel`), which enforces the
@@ -22,11 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -38,9 +38,9 @@ from sandbox_tool.engines.runners import fontcache, requests
 from sandbox_tool.engines.runners.answers import AnswerContext, Fallback, to_result
 from sandbox_tool.engines.runners.driver import Exchange, RunnerChannel
 from sandbox_tool.engines.runners.gate import Gate
-from sandbox_tool.engines.runners.pipes import RunnerPipes
 from sandbox_tool.engines.runners.pool import WarmPool
 from sandbox_tool.engines.runners.runner import Runner
+from sandbox_tool.engines.runners.starting import shielded, start_cold
 from sandbox_tool.engines.runners.template import TEMPLATE_BOOTSTRAP
 from sandbox_tool.engines.runners.workspace import Workspace, remove_stale
 from sandbox_tool.environments.environment import Environment
@@ -49,46 +49,18 @@ from sandbox_tool.errors import EngineUnavailable, UsageError
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
 from sandbox_tool.runner import protocol
-from sandbox_tool.runner.framing import encode_frame, write_all
 from sandbox_tool.session import Session
 from sandbox_tool.streaming import OnOutput, relay
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["DEFAULT_PRELOAD", "RunnerEngine", "start_cold"]
+__all__ = ["DEFAULT_PRELOAD", "RunnerEngine"]
 
 #: What a warm template imports once for all its runners.
 DEFAULT_PRELOAD = ("numpy", "pandas", "matplotlib", "matplotlib.pyplot")
 #: How long a cold runner that answered gets to end by itself before it is killed.
 _END_SECONDS = 1.0
-
-
-def start_cold(argv: list[str], setup: protocol.RunnerSetup, ws: Workspace) -> Runner:
-    """A fresh runner process (``argv``: the bootstrap, to which the control fd number
-    and ``framed`` are appended) with ``setup`` written first on its channel.
-    Blocking: call it in a thread."""
-    pipes = RunnerPipes.create()
-    try:
-        process = subprocess.Popen(
-            [*argv, str(pipes.control_w), "framed"],
-            stdin=pipes.request_r, stdout=pipes.stdout_w, stderr=pipes.stderr_w,
-            pass_fds=(pipes.control_w,), start_new_session=True,
-            env=setup["env"], cwd=str(ws.work),
-        )  # fmt: skip
-    except BaseException:
-        pipes.close_all()
-        raise
-    pipes.close_runner_ends()
-    runner = Runner(process.pid, pipes, ws, None, process)
-    try:
-        write_all(pipes.request_w, encode_frame(setup))
-    except BrokenPipeError:
-        pass  # it died at once: its supervisor's report says why
-    except BaseException:
-        runner.discard()
-        raise
-    return runner
 
 
 class RunnerEngine(Engine):
@@ -313,7 +285,7 @@ class RunnerEngine(Engine):
         key = self.isolation.pool_key(options)
         if pool is not None and not options.files:
             ready = pool.take_ready(key)
-            return (ready or await _shielded(pool.take, key, None)), True
+            return (ready or await shielded(pool.take, key, None)), True
         # exposed files must be in place before the sandbox is built
         fonts = None
         if pool is None:
@@ -326,9 +298,9 @@ class RunnerEngine(Engine):
         )
         try:
             if pool is not None:
-                return await _shielded(pool.take, key, ws), True
+                return await shielded(pool.take, key, ws), True
             argv = self._runner_argv(ws, options)
-            return await _shielded(start_cold, argv, self._setup(ws, key), ws), False
+            return await shielded(start_cold, argv, self._setup(ws, key), ws), False
         except asyncio.CancelledError:
             raise  # the runner being started for it is discarded when it is ready
         except BaseException:
@@ -445,19 +417,3 @@ def _runnable(python: str) -> tuple[bool, str]:
     if not (os.path.isfile(python) and os.access(python, os.X_OK)):
         return False, f"{python} is not executable"
     return True, ""
-
-
-async def _shielded(start: Callable[..., Runner], *args: Any) -> Runner:
-    """``start(*args)`` in a thread; a runner that comes after its caller was cancelled
-    is discarded."""
-    taking = asyncio.get_running_loop().run_in_executor(None, start, *args)
-    try:
-        return await asyncio.shield(taking)
-    except asyncio.CancelledError:
-        taking.add_done_callback(_discard_when_taken)
-        raise
-
-
-def _discard_when_taken(future: asyncio.Future[Runner]) -> None:
-    if not future.cancelled() and future.exception() is None:
-        future.result().discard()

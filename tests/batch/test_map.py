@@ -210,3 +210,15 @@ def test_results_cross_the_wire_unchanged() -> None:
     assert back_err.id == 7 and isinstance(back_err.error, Timeout)
     assert back_err.error.limit == 3.0 and back_err.error.stdout == "partial"
     assert back_err.artifacts == [art]
+
+
+def test_taking_a_result_after_the_batch_loop_ended_is_harmless() -> None:
+    # the batch's loop may end while the caller takes its last results: handing that loop
+    # "room for one more" must then do nothing (it raised "Event loop is closed")
+    from sandbox_tool.batch.mapping import _call_in
+
+    loop = asyncio.new_event_loop()
+    loop.close()
+    called: list[int] = []
+    _call_in(loop, lambda: called.append(1))
+    assert called == []
