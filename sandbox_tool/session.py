@@ -27,6 +27,7 @@ from sandbox_tool.calls import check_call
 from sandbox_tool.engines.runners import requests
 from sandbox_tool.engines.runners.answers import AnswerContext, to_result
 from sandbox_tool.engines.runners.driver import RunnerChannel
+from sandbox_tool.engines.runners.treewatch import POLL_SECONDS
 from sandbox_tool.errors import (
     BuiltinNotAllowed,
     EngineError,
@@ -91,7 +92,13 @@ class Session:
         self._lock = asyncio.Lock()
         self._idle: asyncio.TimerHandle | None = None
         self._isolation: dict[str, Any] | None = None
-        self._cpu_used = 0.0  # by the interpreter and its reaped children, after the last cell
+        # The CPU the runner's tree had used before the next cell, as the host measures it
+        # (every process of the tree), from a measure of the tree and of the worker at the
+        # same moment plus what the worker used since (its frames say it): a cell's budget
+        # is its own, not its session's, nor the sandbox's start (gVisor's is large).
+        self._tree_cpu = 0.0
+        self._worker_cpu_then = 0.0
+        self._worker_cpu = 0.0
 
     async def _open(self) -> None:
         request = requests.execution_request(
@@ -116,7 +123,14 @@ class Session:
         if self.engine.isolation.promises_layers and not self._isolation:
             await self._end("the session did not report its isolation layers")
             raise EngineError("the session's sandbox did not report its isolation layers")
+        await self._measure_tree(_cpu_of(ready) or 0.0)
         self._touch()
+
+    async def _measure_tree(self, worker_cpu: float) -> None:
+        """Measure the runner's tree now, with the worker's own CPU at this moment."""
+        usage = await asyncio.to_thread(self._channel.tree.usage)
+        self._tree_cpu, self._worker_cpu_then = usage.cpu_seconds, worker_cpu
+        self._worker_cpu = worker_cpu
 
     @property
     def closed(self) -> bool:
@@ -164,7 +178,8 @@ class Session:
             cell = requests.new_cell(code, opts, inputs=inputs, session=True)
             try:
                 # the CPU budget is the cell's: what earlier cells used is not counted
-                limits = dataclasses.replace(cell.limits, cpu_base=self._cpu_used)
+                base = self._tree_cpu + self._worker_cpu - self._worker_cpu_then
+                limits = dataclasses.replace(cell.limits, cpu_base=base)
                 async with relay(on_output) as tap:
                     ex = await self._channel.exchange(encode_frame(cell.frame), ready=False,
                                                       cell=limits, timeout=opts.timeout,
@@ -172,9 +187,13 @@ class Session:
             except asyncio.CancelledError:
                 await asyncio.shield(self._end("a cell was cancelled"))
                 raise
-            used = ((ex.answer or {}).get("usage") or {}).get("cpu_seconds")
-            if isinstance(used, (int, float)):
-                self._cpu_used = float(used)
+            used = _cpu_of(ex.answer)
+            if used is not None:
+                self._worker_cpu = used
+                if ex.answered and not ex.cut_short and ex.duration_ms > 1000 * POLL_SECONDS:
+                    # a long cell may leave processes the worker did not reap (their CPU
+                    # is the tree's, not the worker's): measure the tree again
+                    await self._measure_tree(used)
             supervisor = None
             if not ex.answered and not ex.cut_short:
                 # the interpreter died: its supervisor's report says how (CPU, signal, memory)
@@ -212,6 +231,14 @@ class Session:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _cpu_of(frame: dict[str, Any] | None) -> float | None:
+    """The worker's CPU seconds a ready or answer frame reports (None without them)."""
+    used = ((frame or {}).get("usage") or {}).get("cpu_seconds")
+    if isinstance(used, (int, float)) and not isinstance(used, bool):
+        return float(used)
+    return None
 
 
 def _why(ex: Any, exc: SandboxError) -> str:

@@ -255,6 +255,9 @@ class ReadyFrame(TypedDict):
     status: Literal["ready"]
     isolation: IsolationSummary | None
     """None without a sandbox."""
+    usage: Usage
+    """What the worker had used when it became ready (a session's CPU budgets start from
+    it)."""
 
 
 class RunnerErrorFrame(TypedDict):

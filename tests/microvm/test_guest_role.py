@@ -100,7 +100,11 @@ class Guest:
 
     def answer(self) -> dict[str, Any]:
         ready, answer = self.frames()[:2]
-        assert ready == {"status": "ready", "isolation": None}
+        assert {k: ready[k] for k in ("status", "isolation")} == {
+            "status": "ready",
+            "isolation": None,
+        }
+        assert ready["usage"]["cpu_seconds"] > 0  # where a session's CPU budgets start
         return dict(answer)
 
     def report(self) -> dict[str, Any]:

@@ -136,7 +136,7 @@ def serve(setup: RunnerSetup, channel: int, isolation: IsolationSummary | None) 
         failed: RunnerErrorFrame = {"status": "runner_error", "message": repr(exc)}
         write_all(channel, encode_frame(failed))
         _exit(71)
-    ready: ReadyFrame = {"status": "ready", "isolation": isolation}
+    ready: ReadyFrame = {"status": "ready", "isolation": isolation, "usage": _usage()}
     write_all(channel, encode_frame(ready))
     max_bytes = int(request["max_result_bytes"])
     paths = request["paths"]
