@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.importgraph import absolute_imports, find_cycle
+
 ROOT = Path(__file__).resolve().parents[2]
 FILES = [
     *sorted((ROOT / "sandbox_tool" / "agents").glob("*.py")),
@@ -25,31 +27,11 @@ MODULES = {_name(p): p for p in FILES}
 
 def _imports(path: Path) -> set[str]:
     """Every module of :data:`MODULES` that ``path`` imports, in function bodies too."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        names: list[str] = []
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-        found.update(n for n in names if n in MODULES and MODULES[n].name != "__init__.py")
-    return found
+    found = absolute_imports(ast.parse(path.read_text(encoding="utf-8")), MODULES, lazy=True)
+    return {n for n in found if MODULES[n].name != "__init__.py"}
 
 
 GRAPH = {name: _imports(path) for name, path in MODULES.items()}
-
-
-def _cycle_from(start: str) -> list[str] | None:
-    stack, seen = [(start, [start])], set()
-    while stack:
-        name, path = stack.pop()
-        for dep in sorted(GRAPH[name]):
-            if dep == start:
-                return [*path, start]
-            if dep not in seen:
-                seen.add(dep)
-                stack.append((dep, [*path, dep]))
-    return None
 
 
 def test_the_layers_are_found() -> None:
@@ -59,7 +41,8 @@ def test_the_layers_are_found() -> None:
 
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_no_import_cycle_even_through_lazy_imports(name: str) -> None:
-    assert _cycle_from(name) is None, " -> ".join(_cycle_from(name) or [])
+    cycle = find_cycle(GRAPH, name)
+    assert cycle is None, " -> ".join(cycle)
 
 
 def test_the_loops_never_import_the_command_line() -> None:

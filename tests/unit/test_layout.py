@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.importgraph import absolute_imports, find_cycle, in_functions
+
 RUNNER = Path(__file__).resolve().parents[2] / "sandbox_tool" / "runner"
 MAX_LINES = 450
 # imported only inside functions that run once the code (or the warm template's preload
@@ -23,15 +25,6 @@ def _module_name(path: Path) -> str:
 MODULES = {_module_name(p): p for p in sorted(RUNNER.rglob("*.py"))}
 
 
-def _in_functions(tree: ast.Module) -> set[int]:
-    """The ids of the nodes inside a function body."""
-    inside: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            inside.update(id(sub) for sub in ast.walk(node) if sub is not node)
-    return inside
-
-
 def _imports(name: str, path: Path) -> tuple[set[str], set[str]]:
     """The runner modules and the top-level outside modules that ``name`` imports,
     wherever in the module the import statement is (lazy imports count too); outside
@@ -40,7 +33,7 @@ def _imports(name: str, path: Path) -> tuple[set[str], set[str]]:
     inner: set[str] = set()
     outer: set[str] = set()
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    lazy = _in_functions(tree)
+    lazy = in_functions(tree)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             tops = {alias.name.split(".")[0] for alias in node.names}
@@ -81,24 +74,13 @@ def test_module_is_small(name: str) -> None:
     assert lines <= MAX_LINES, f"{name} has {lines} lines: split it by what it holds"
 
 
-def _cycle_from(start: str) -> list[str] | None:
-    """A cycle of imports through ``start``, if there is one."""
-    stack: list[tuple[str, list[str]]] = [(start, [start])]
-    seen: set[str] = set()
-    while stack:
-        name, path = stack.pop()
-        for dep in sorted(GRAPH.get(name, (set(), set()))[0]):
-            if dep == start:
-                return [*path, start]
-            if dep not in seen:
-                seen.add(dep)
-                stack.append((dep, [*path, dep]))
-    return None
+RUNNER_GRAPH = {name: inner for name, (inner, _) in GRAPH.items()}
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_no_import_cycle(name: str) -> None:
-    assert _cycle_from(name) is None, " -> ".join(_cycle_from(name) or [])
+    cycle = find_cycle(RUNNER_GRAPH, name)
+    assert cycle is None, " -> ".join(cycle)
 
 
 # -- the host side: the whole package -------------------------------------------------
@@ -115,38 +97,16 @@ def _host_imports(path: Path) -> set[str]:
     """The package's modules that ``path`` imports outside function bodies (imports
     under ``if TYPE_CHECKING:`` count: they too tie the modules' layering)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    lazy = _in_functions(tree)
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if id(node) in lazy:
-            continue
-        names: list[str] = []
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-        found.update(n for n in names if n in HOST_MODULES)
-    return found
+    return absolute_imports(tree, HOST_MODULES, lazy=False)
 
 
 HOST_GRAPH = {name: _host_imports(path) for name, path in HOST_MODULES.items()}
 
 
-def _host_cycle_from(start: str) -> list[str] | None:
-    stack: list[tuple[str, list[str]]] = [(start, [start])]
-    seen: set[str] = set()
-    while stack:
-        name, path = stack.pop()
-        # a package's __init__ is not an edge back: importing a submodule runs it first,
-        # but what it re-exports is the submodules' own business
-        for dep in sorted(d for d in HOST_GRAPH.get(name, set()) if HOST_MODULES[d].name
-                          != "__init__.py" or d == start):  # fmt: skip
-            if dep == start:
-                return [*path, start]
-            if dep not in seen:
-                seen.add(dep)
-                stack.append((dep, [*path, dep]))
-    return None
+def _not_a_package(name: str) -> bool:
+    # a package's __init__ is not an edge back: importing a submodule runs it first, but
+    # what it re-exports is the submodules' own business
+    return HOST_MODULES[name].name != "__init__.py"
 
 
 def test_the_host_layout_is_found() -> None:
@@ -161,4 +121,12 @@ def test_host_module_is_small(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(HOST_MODULES))
 def test_no_host_import_cycle(name: str) -> None:
-    assert _host_cycle_from(name) is None, " -> ".join(_host_cycle_from(name) or [])
+    cycle = find_cycle(HOST_GRAPH, name, _not_a_package)
+    assert cycle is None, " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_cycles_and_skips_edges_it_is_told_to() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert find_cycle(graph, "a") == ["a", "b", "c", "a"]
+    assert find_cycle(graph, "d") is None
+    assert find_cycle(graph, "a", lambda name: name != "c") is None
