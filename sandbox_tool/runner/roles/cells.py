@@ -31,6 +31,7 @@ import os
 import resource
 from typing import Literal, NoReturn, cast
 
+from ..files import read_regular
 from ..framing import HEADER, encode_frame, read_frame, write_all
 from ..layers.limits import move_cpu_limit
 from ..protocol import (
@@ -46,7 +47,7 @@ from ..protocol import (
     RunnerRequest,
     RunnerSetup,
     Usage,
-    read_regular,
+    WorkerReport,
 )
 from ..strays import adopt_orphans, end_strays
 from . import worker
@@ -116,6 +117,24 @@ def _usage() -> Usage:
     }
 
 
+def build_answer(
+    report: WorkerReport, cell: Cell, figures: str, work: str,
+    files: dict[str, tuple[int, int]], *, keep: bool,
+) -> tuple[AnswerFrame, list[bytes], dict[str, tuple[int, int]]]:  # fmt: skip
+    """A cell's answer frame (its report, artifacts and usage), the artifacts' contents,
+    and the work dir's files now (what the next cell's changes are measured against)."""
+    answer = cast(AnswerFrame, dict(report))
+    contents: list[bytes] = []
+    try:
+        answer["artifacts"], contents, answer["artifacts_truncated"], files = _artifacts(
+            figures, work, files, int(cell["max_artifact_bytes"]), keep=keep
+        )
+    except BaseException as exc:  # noqa: BLE001 - the code may have broken os or io
+        answer["artifacts"], answer["figure_error"] = [], f"artifacts lost: {exc!r}"
+    answer["usage"] = _usage()
+    return answer, contents, files
+
+
 def serve(setup: RunnerSetup, channel: int, isolation: IsolationSummary | None) -> NoReturn:
     """Run cells from ``channel`` until the host closes it (or after one, for a one-shot).
 
@@ -129,6 +148,10 @@ def serve(setup: RunnerSetup, channel: int, isolation: IsolationSummary | None) 
     if first is None:
         _exit(0)
     request: RunnerRequest = {**setup, **first, "framed": True}
+    if request.get("scope") == "batch":
+        from . import scoped
+
+        scoped.serve(request, channel, streams, isolation)  # never returns
     one_shot = bool(request.get("one_shot"))
     try:
         main = worker.start_namespace(request)
@@ -157,15 +180,8 @@ def serve(setup: RunnerSetup, channel: int, isolation: IsolationSummary | None) 
             main.__dict__["inputs"] = cell["inputs"]
         report = worker.run_code(main, cell["code"], max_bytes, cell=not one_shot)
         end_strays(own_pid_namespace)  # state lives in __main__, never in stray processes
-        answer = cast(AnswerFrame, dict(report))
-        contents: list[bytes] = []
-        try:
-            answer["artifacts"], contents, answer["artifacts_truncated"], files = _artifacts(
-                figures, paths["work"], files, int(cell["max_artifact_bytes"]), keep=one_shot
-            )
-        except BaseException as exc:  # noqa: BLE001 - the code may have broken os or io
-            answer["artifacts"], answer["figure_error"] = [], f"artifacts lost: {exc!r}"
-        answer["usage"] = _usage()
+        answer, contents, files = build_answer(report, cell, figures, paths["work"], files,
+                                               keep=one_shot)  # fmt: skip
         marker = cell["marker"].encode()
         for fd in streams:
             try:

@@ -44,6 +44,7 @@ import time
 from typing import Any, NoReturn
 
 from .. import mux
+from ..files import read_regular
 from ..framing import write_all
 from ..protocol import (
     FIGURES_DIR,
@@ -51,7 +52,6 @@ from ..protocol import (
     MPLCONFIG_DIR,
     WORKER_REPORT,
     RunnerSetup,
-    read_regular,
 )
 from ..syscalls import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, kill_quietly, try_prctl
 from .cells import _files

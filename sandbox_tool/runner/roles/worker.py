@@ -77,7 +77,7 @@ def _isolate_descriptors() -> None:
     os.setpgid(0, 0)
 
 
-def _reseed() -> None:
+def reseed() -> None:
     """Fresh random state: a worker forked from a template inherits the template's
     (FIELD_NOTES 14), and every worker would draw the same "random" numbers."""
     import random
@@ -230,7 +230,7 @@ def prepare(setup: RunnerSetup, *, report_file: bool = True) -> IsolationSummary
 
         confined = confine.apply(setup["confine"] or {})
     _isolate_descriptors()
-    _reseed()
+    reseed()
     os.chdir(paths.work)
     # line-buffered, so output printed before a kill (timeout, CPU limit) is not lost
     for stream in (sys.stdout, sys.stderr):
