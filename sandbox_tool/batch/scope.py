@@ -6,8 +6,8 @@ a shared sandbox is :class:`~sandbox_tool.engines.runners.shared.SharedSandbox`,
 runner's side :mod:`sandbox_tool.runner.roles.scoped`. :class:`ScopedExecutor` is what
 ``map`` runs items with under this scope: up to one shared sandbox per item running at
 once, reused across items. Items whose options need another sandbox (files, packages,
-settings other than the batch's, except the wall clock and CPU limits, which are per
-item) run as ordinary executions.
+settings other than the batch's, except those of :data:`PER_ITEM`) run as ordinary
+executions.
 """
 
 from __future__ import annotations
@@ -22,11 +22,16 @@ from sandbox_tool.errors import UsageError
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
 
-__all__ = ["SCOPES", "ScopedExecutor", "check_scope", "shares_scope"]
+__all__ = ["PER_ITEM", "SCOPES", "ScopedExecutor", "check_scope", "shares_scope"]
 
 #: The isolation scopes a batch may run under: a sandbox per item (the default), or one
 #: per batch slot shared by its items in turn.
 SCOPES = ("execution", "batch")
+
+
+#: What an item may set for itself in a shared sandbox: what the host enforces per cell
+#: (wall clock, output, artifacts) and the CPU limit, which each fresh process starts.
+PER_ITEM = ("timeout", "cpu_seconds", "max_output_bytes", "max_artifact_bytes")
 
 
 def check_scope(scope: str, engine: Engine) -> str:
@@ -43,11 +48,11 @@ def check_scope(scope: str, engine: Engine) -> str:
 
 def shares_scope(options: ExecutionOptions, scope_options: ExecutionOptions) -> bool:
     """Whether an item with ``options`` can run in a sandbox opened with
-    ``scope_options``: the same settings but for the per-item wall clock and CPU limit,
-    and no files or packages (which the sandbox would have to be built with)."""
+    ``scope_options``: the same settings but for :data:`PER_ITEM`, and no files or
+    packages (which the sandbox would have to be built with)."""
     if options.files or options.packages or options.environment is not None:
         return False
-    per_item = {"timeout": scope_options.timeout, "cpu_seconds": scope_options.cpu_seconds}
+    per_item = {name: getattr(scope_options, name) for name in PER_ITEM}
     return options is scope_options or options.model_copy(update=per_item) == scope_options
 
 

@@ -31,7 +31,6 @@ import json
 import os
 import resource
 import select
-import shutil
 import signal
 import stat
 from typing import Any, NoReturn
@@ -41,7 +40,8 @@ from ..layers.limits import move_cpu_limit
 from ..protocol import FIGURES_DIR, Cell, IsolationSummary, ItemEnded, ReadyFrame, RunnerRequest
 from ..strays import adopt_orphans, end_strays
 from ..syscalls import PR_SET_DUMPABLE, try_prctl
-from . import cells, worker
+from . import worker
+from .answering import build_answer, files_of
 
 __all__ = ["serve"]
 
@@ -78,10 +78,14 @@ def serve(
         cell: Cell | None = read_frame(channel)
         if cell is None:
             _exit(0)
-        data, status, usage = _run_item(request, cell, closed_in_item, wake_r, own_pids)
-        end_strays(own_pids)  # whatever the item left, wherever it was re-parented
-        dirty = _clean(roots, baseline)
-        frame = _checked(data, dirty) or encode_frame(_ended(status, usage, dirty))
+        try:
+            data, status, usage = _run_item(request, cell, closed_in_item, wake_r, own_pids)
+            end_strays(own_pids)  # whatever the item left, wherever it was re-parented
+            dirty = _clean(roots, baseline)
+            frame = _checked(data, dirty) or encode_frame(_ended(status, usage, dirty))
+        except Exception as exc:  # noqa: BLE001 - a bug here: this item's error, the scope's end
+            dirty = f"the scope's runner failed: {exc!r}"
+            frame = encode_frame(_ended(1 << 8, None, dirty))
         write_all(channel, frame)
         marker = cell["marker"].encode()
         for fd in streams:
@@ -155,12 +159,10 @@ def _item(request: RunnerRequest, cell: Cell, answer_w: int, base_cpu: float) ->
             main.__dict__["inputs"] = cell["inputs"]
         paths = request["paths"]
         figures = os.path.join(paths["meta"], FIGURES_DIR)
-        files = cells._files(paths["work"])
+        files = files_of(paths["work"])
         report = worker.run_code(main, cell["code"], int(request["max_result_bytes"]))
         end_strays(False)  # never kill(-1) here: it would reach the parent
-        answer, contents, _ = cells.build_answer(
-            report, cell, figures, paths["work"], files, keep=True
-        )
+        answer, contents, _ = build_answer(report, cell, figures, paths["work"], files, keep=True)
         answer["usage"]["cpu_seconds"] += base_cpu  # the tree's, as a session's answer has
         write_all(answer_w, b"".join([encode_frame(answer)] +
                                      [HEADER.pack(len(c)) + c for c in contents]))  # fmt: skip
@@ -235,33 +237,43 @@ def _snapshot(root: str) -> Snapshot:
 
 def _clean(roots: list[str], baseline: dict[str, Snapshot]) -> str | None:
     """Remove what the item added under ``roots``; why the scope must end, if it must."""
-    for root in roots:
-        now = _snapshot(root)
-        before = baseline[root]
-        changed = sorted(k for k, v in before.items() if now.get(k) != v)
-        if changed:
-            return f"an item changed or removed {os.path.join(root, changed[0])}"
-        added = sorted((k for k in now if k not in before), key=len)
-        if not added:
-            continue
-        for rel in added:
-            path = os.path.join(root, rel)
-            try:
-                if stat.S_ISDIR(now[rel][0]) and not os.path.islink(path):
-                    shutil.rmtree(path, onerror=_make_writable)
-                elif os.path.lexists(path):
-                    os.unlink(path)
-            except OSError as exc:
-                return f"an item left {path}, which could not be removed: {exc.strerror}"
-        if any(k not in before for k in _snapshot(root)):
-            return f"an item left files in {root} that could not be removed"
+    try:
+        for root in roots:
+            now = _snapshot(root)
+            before = baseline[root]
+            changed = sorted(k for k, v in before.items() if now.get(k) != v)
+            if changed:
+                return f"an item changed or removed {os.path.join(root, changed[0])}"
+            added = [k for k in now if k not in before]
+            if not added:
+                continue
+            for rel in sorted(added, key=len):
+                path = os.path.join(root, rel)
+                if os.path.lexists(path):  # else removed with its directory
+                    _remove(path)
+            if any(k not in before for k in _snapshot(root)):
+                return f"an item left files in {root} that could not be removed"
+    except Exception as exc:  # noqa: BLE001 - whatever went wrong, the next item gets a new scope
+        return f"an item left files that could not be removed: {exc!r}"
     return None
 
 
-def _make_writable(func: Any, path: str, _exc: Any) -> None:
-    """rmtree's retry for a directory the item made unreadable or unwritable (this
-    process owns it: same uid)."""
-    for target in (os.path.dirname(path), path):
-        if os.path.isdir(target) and not os.path.islink(target):
-            os.chmod(target, 0o700)
-    func(path)
+def _remove(top: str) -> None:
+    """Remove ``top`` and what it holds, first making each directory readable and
+    writable (the item may have made it neither; this process owns it: same uid)."""
+    if not os.path.isdir(top) or os.path.islink(top):
+        os.unlink(top)
+        return
+    dirs = [top]
+    index = 0
+    while index < len(dirs):
+        os.chmod(dirs[index], 0o700)
+        with os.scandir(dirs[index]) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    dirs.append(entry.path)
+                else:
+                    os.unlink(entry.path)
+        index += 1
+    for path in reversed(dirs):  # the deepest first
+        os.rmdir(path)
