@@ -218,8 +218,9 @@ def test_items_that_need_another_sandbox_get_one(sandbox: PythonSandbox, tmp_pat
     data.write_text("1 2 3")
     items = [
         BatchItem(id="shared", code=WHERE),
-        BatchItem(id="file", code=WHERE + "result['n'] = open('n.txt').read()",
-                  files={"n.txt": data}),  # fmt: skip
+        BatchItem(
+            id="file", code=WHERE + "result['n'] = open('n.txt').read()", files={"n.txt": data}
+        ),
         BatchItem(id="network", code=WHERE, options={"network": True}),
         BatchItem(id="shared-again", code=WHERE),
     ]
