@@ -89,6 +89,10 @@ class ScopedExecutor:
 
     async def aclose(self) -> None:
         """Close every shared sandbox (the batch's items have ended or been cancelled)."""
-        sandboxes, self._idle = [*self._idle, *self._busy], []
+        idle, busy = self._idle, list(self._busy)
+        self._idle = []
         self._busy.clear()
-        await asyncio.gather(*(s.aclose("the batch ended") for s in sandboxes))
+        await asyncio.gather(
+            *(s.aclose("the batch ended", idle=True) for s in idle),
+            *(s.aclose("the batch ended") for s in busy),
+        )

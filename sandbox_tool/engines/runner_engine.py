@@ -404,9 +404,14 @@ class RunnerEngine(Engine):
             raise
         return shared
 
-    async def release(self, runner: Runner, warm: bool, channel: RunnerChannel) -> None:
-        """A session (or a shared sandbox) is over: stop its runner and give it back."""
-        await channel.kill()
+    async def release(
+        self, runner: Runner, warm: bool, channel: RunnerChannel, stop: bool = True
+    ) -> None:
+        """A session (or a shared sandbox) is over: stop its runner (or, with ``stop``
+        false, let it end by itself once its channel is closed: an idle shared sandbox)
+        and give it back."""
+        if stop:
+            await channel.kill()
         await self._give_back(runner, warm, channel)
 
 

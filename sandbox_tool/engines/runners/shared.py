@@ -41,7 +41,9 @@ class ScopeHost(Protocol):
 
     def degraded(self, options: ExecutionOptions) -> list[str]: ...
 
-    async def release(self, runner: Runner, warm: bool, channel: RunnerChannel) -> None: ...
+    async def release(
+        self, runner: Runner, warm: bool, channel: RunnerChannel, stop: bool = True
+    ) -> None: ...
 
 
 class SharedSandbox:
@@ -117,9 +119,10 @@ class SharedSandbox:
             if ends is not None:
                 await asyncio.shield(self.aclose(ends))
 
-    async def aclose(self, why: str = "it was closed") -> None:
-        """Stop the sandbox and release its runner (idempotent)."""
+    async def aclose(self, why: str = "it was closed", *, idle: bool = False) -> None:
+        """Stop the sandbox and release its runner (idempotent). ``idle``: no item runs,
+        so closing its channel ends it (the pool kills it if it takes more than a second)."""
         if self.closed:
             return
         self.ended_because = why
-        await self.engine.release(self._runner, self._warm, self._channel)
+        await self.engine.release(self._runner, self._warm, self._channel, stop=not idle)
