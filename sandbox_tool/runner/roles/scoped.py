@@ -4,12 +4,15 @@ Opt-in (``PythonSandbox.map(..., scope="batch")``, docs/batch.md). The worker of
 ordinary warm runner, already inside its sandbox (namespaces, private root, landlock,
 seccomp, process cap), gets a request with ``"scope": "batch"`` and becomes the scope's
 *parent*: it never runs code itself and is not dumpable (the items, which run as the same
-uid, can neither trace it nor read its memory). For every cell on its channel it
+uid, can neither trace it nor read its memory). It applies the request's environment,
+limits and import policy to itself once (every item inherits them), then for every cell
+on its channel it
 
-1. forks a fresh process, the *item*, which applies the request's environment, limits
-   and policies to a new ``__main__``, runs the cell as a single execution, kills the
-   processes it started, and writes its answer to a private pipe (the item never holds
-   the channel, so it cannot write a frame the host would read as another item's);
+1. reseeds the random generators and forks a fresh process, the *item*, which gives the
+   cell a new ``__main__`` (with the builtins policy), runs it as a single execution,
+   kills the processes it started, and writes its answer to a private pipe (the item
+   never holds the channel, so it cannot write a frame the host would read as another
+   item's);
 2. waits for the item to end, then kills and reaps every process left in the sandbox
    (``kill(-1)`` from here reaches all of them but pid 1 and this one);
 3. removes every file and directory the item added to the work, tmp and meta dirs; if one
@@ -37,7 +40,15 @@ from typing import Any, NoReturn
 
 from ..framing import HEADER, encode_frame, read_frame, write_all
 from ..layers.limits import move_cpu_limit
-from ..protocol import FIGURES_DIR, Cell, IsolationSummary, ItemEnded, ReadyFrame, RunnerRequest
+from ..protocol import (
+    FIGURES_DIR,
+    Cell,
+    IsolationSummary,
+    ItemEnded,
+    ReadyFrame,
+    RunnerErrorFrame,
+    RunnerRequest,
+)
 from ..strays import adopt_orphans, end_strays
 from ..syscalls import PR_SET_DUMPABLE, try_prctl
 from . import worker
@@ -67,6 +78,13 @@ def serve(
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda _s, _f: None)
+    try:
+        # once, here: every item's process inherits them (its __main__ is its own)
+        user_builtins = worker.apply_request(request)
+    except BaseException as exc:  # noqa: BLE001 - reported to the host, then the end
+        failed: RunnerErrorFrame = {"status": "runner_error", "message": repr(exc)}
+        write_all(channel, encode_frame(failed))
+        _exit(71)
     ready: ReadyFrame = {"status": "ready", "isolation": isolation}
     write_all(channel, encode_frame(ready))
     closed_in_item = [channel, wake_r, wake_w, *streams]
@@ -79,7 +97,9 @@ def serve(
         if cell is None:
             _exit(0)
         try:
-            data, status, usage = _run_item(request, cell, closed_in_item, wake_r, own_pids)
+            data, status, usage = _run_item(
+                request, cell, user_builtins, closed_in_item, wake_r, own_pids
+            )
             end_strays(own_pids)  # whatever the item left, wherever it was re-parented
             dirty = _clean(roots, baseline)
             frame = _checked(data, dirty) or encode_frame(_ended(status, usage, dirty))
@@ -98,8 +118,9 @@ def serve(
 
 
 def _run_item(
-    request: RunnerRequest, cell: Cell, close: list[int], wake_r: int, own_pids: bool
-) -> tuple[bytes, int, Any]:
+    request: RunnerRequest, cell: Cell, user_builtins: dict[str, Any], close: list[int],
+    wake_r: int, own_pids: bool,
+) -> tuple[bytes, int, Any]:  # fmt: skip
     """Fork the item, collect what it writes on its answer pipe until it has ended; its
     answer bytes, wait status and resource usage."""
     own, kids = (
@@ -108,13 +129,14 @@ def _run_item(
     )
     base = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
     answer_r, answer_w = os.pipe()
+    worker.reseed()  # here, before the fork: each item starts from a fresh random state
     pid = os.fork()
     if pid == 0:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         for fd in (answer_r, *close):
             os.close(fd)
-        _item(request, cell, answer_w, base)
+        _item(request, cell, user_builtins, answer_w, base)
     os.close(answer_w)
     chunks: list[bytes] = []
     size, status, usage = 0, None, None
@@ -146,17 +168,17 @@ def _run_item(
     return b"".join(chunks), status, usage
 
 
-def _item(request: RunnerRequest, cell: Cell, answer_w: int, base_cpu: float) -> NoReturn:
+def _item(
+    request: RunnerRequest, cell: Cell, user_builtins: dict[str, Any], answer_w: int,
+    base_cpu: float,
+) -> NoReturn:  # fmt: skip
     """In the item's process: run the cell once, as a one-shot execution, and answer."""
     try:
-        worker.reseed()  # else every item would draw the parent's random numbers
         adopt_orphans()
         try_prctl(PR_SET_DUMPABLE, 1)
-        main = worker.start_namespace(request)
+        main = worker.new_main(user_builtins, cell.get("inputs", request.get("inputs")))
         if cell.get("cpu_seconds") is not None:
             move_cpu_limit(int(cell["cpu_seconds"] or 0))
-        if "inputs" in cell:
-            main.__dict__["inputs"] = cell["inputs"]
         paths = request["paths"]
         figures = os.path.join(paths["meta"], FIGURES_DIR)
         files = files_of(paths["work"])
