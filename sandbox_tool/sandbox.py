@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,6 +19,7 @@ from sandbox_tool.batch.mapping import (
     iterate_sync,
     local_results,
 )
+from sandbox_tool.batch.scope import ScopedExecutor, check_scope
 from sandbox_tool.calls import check_call
 from sandbox_tool.engines import ENGINES, Engine, EngineInfo, probe_all
 from sandbox_tool.engines.base import EngineSession
@@ -173,7 +175,9 @@ class PythonSandbox:
         loop this runs, in this thread or a helper thread)."""
         return run_sync(self.execute(code, inputs, options, on_output=on_output))
 
-    def map(self, items: Items, concurrency: int | None = None) -> BatchStream:
+    def map(
+        self, items: Items, concurrency: int | None = None, *, scope: str = "execution"
+    ) -> BatchStream:
         """Run many programs; their results come back as they complete, each tagged with
         its item's id.
 
@@ -189,23 +193,39 @@ class PythonSandbox:
         once (default: the engine's ``max_concurrent``). An item's failure, timeout or
         limit, and a malformed item, are that item's ``error``; the others go on.
         Leaving the iteration stops the items still running; nothing is left behind.
+
+        ``scope="batch"`` (opt-in, engines with ``supports_batch_scope``): the items share
+        one sandbox per concurrent slot, each item still in a fresh process with a fresh
+        work dir and nothing left by the item before it; what that does and does not
+        isolate between items is in docs/batch.md. Default: a sandbox per item.
         """
         limit = check_concurrency(concurrency, default_concurrency(self.engine))
-        return BatchStream(local_results(items, self.batch_executor, limit, self.default_options))
+        executor = functools.partial(self.batch_executor, check_scope(scope, self.engine))
+        return BatchStream(local_results(items, executor, limit, self.default_options))
 
-    def map_sync(self, items: Items, concurrency: int | None = None) -> Iterator[BatchResult]:
+    def map_sync(
+        self, items: Items, concurrency: int | None = None, *, scope: str = "execution"
+    ) -> Iterator[BatchResult]:
         """:meth:`map` for code without an event loop: a plain iterator of the results.
         Breaking off (or closing it) stops the items still running."""
         limit = check_concurrency(concurrency, default_concurrency(self.engine))
-        return iterate_sync(lambda: self.map(items, limit), buffer=limit)
+        check_scope(scope, self.engine)
+        return iterate_sync(lambda: self.map(items, limit, scope=scope), buffer=limit)
 
     @contextlib.asynccontextmanager
-    async def batch_executor(self) -> AsyncIterator[ItemExecutor]:
+    async def batch_executor(self, scope: str = "execution") -> AsyncIterator[ItemExecutor]:
         """How each item of a batch runs (for :meth:`map` and the Ray workers), chosen
-        here once per batch: today an ordinary :meth:`execute` each. (An engine-level
-        scope that shares one sandbox among a batch's items would be entered here, and
-        its ``execute`` yielded instead.)"""
-        yield self.execute
+        here once per batch: an ordinary :meth:`execute` each, or under ``scope="batch"``
+        in shared sandboxes (:mod:`sandbox_tool.batch.scope`)."""
+        if check_scope(scope, self.engine) == "execution":
+            yield self.execute
+            return
+        await self.start()
+        scoped = ScopedExecutor(self.engine.open_scope, self.default_options, self.execute)
+        try:
+            yield scoped.execute
+        finally:
+            await asyncio.shield(scoped.aclose())
 
     async def open_session(
         self,

@@ -42,6 +42,7 @@ from sandbox_tool.errors import CpuLimitExceeded, ExecutionError, Timeout
 
 __all__ = [
     "CHECK_HARNESS",
+    "EVALUATION_PRELOAD",
     "Problem",
     "Sample",
     "check_item",
@@ -54,6 +55,15 @@ __all__ = [
     "sample_id",
     "verdict",
 ]
+
+#: What the warm template of an evaluation imports once (``sandbox-tool batch --problems``
+#: uses it): what the check harness and HumanEval-style programs import, and nothing of
+#: the data-science stack, whose heap would make every fork and exit ten times dearer.
+#: Any other module still imports, in the sample's own process.
+EVALUATION_PRELOAD = (
+    "typing", "math", "random", "copy", "string", "collections", "re", "hashlib",
+    "itertools", "functools", "heapq", "bisect", "shutil", "subprocess",
+)  # fmt: skip
 
 #: What runs in the sandbox: ``inputs`` is the check program; ``result`` the verdict.
 CHECK_HARNESS = '''

@@ -4,6 +4,7 @@
 
     sandbox-tool batch INPUT.jsonl -o OUTPUT.jsonl [--concurrency N] [--engine NAME]
                        [--resume | --overwrite] [--artifacts DIR] [--progress-every N]
+                       [--scope execution|batch] [--preload MODULES]
                        [--ray ADDRESS [--chunk-size N]] [option flags of run]
     sandbox-tool batch --problems PROBLEMS.jsonl --samples SAMPLES.jsonl -o OUT.jsonl
                        [--k 1,10,100] [--timeout 3] ...
@@ -41,6 +42,7 @@ from sandbox_tool.batch.jobs import (
 )
 from sandbox_tool.batch.jsonl import OutputFile, count_lines, id_key, read_items
 from sandbox_tool.batch.progress import Progress
+from sandbox_tool.batch.scope import SCOPES, check_scope
 from sandbox_tool.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -48,6 +50,7 @@ from sandbox_tool.cli.common import (
     options_from_args,
     usage_failure,
 )
+from sandbox_tool.engines.runner_engine import RunnerEngine
 from sandbox_tool.errors import SandboxError, UsageError
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.sandbox import PythonSandbox
@@ -76,6 +79,16 @@ def register(sub: Any) -> None:
     parser.add_argument("--k", default="1,10,100", help="pass@k for these k (default 1,10,100)")
     parser.add_argument("--ray", metavar="ADDRESS", help="run on this Ray cluster ('auto')")
     parser.add_argument("--chunk-size", type=int, default=16, help="items per Ray task")
+    parser.add_argument(
+        "--scope", choices=SCOPES, default="execution",
+        help="execution: a sandbox per item (default); batch: the items share a sandbox per "
+        "concurrent slot, each in a fresh process with a fresh work dir (docs/batch.md)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--preload", metavar="MODULES",
+        help="modules the warm template imports once, comma-separated ('' for none; default: "
+        "the data-science stack, or with --problems the few the checks import)",
+    )  # fmt: skip
     add_option_flags(parser)
     parser.set_defaults(handler=run)
 
@@ -119,6 +132,8 @@ def _opener(args: argparse.Namespace, options: ExecutionOptions) -> tuple[OpenRe
     if args.ray:
         from sandbox_tool.batch.ray_executor import RayExecutor
 
+        if args.scope != "execution" or args.preload is not None:
+            raise UsageError("--scope and --preload do not apply to --ray runs (yet)")
         executor = RayExecutor(args.ray, chunk_size=args.chunk_size)
         return (
             lambda items: executor.map(
@@ -134,7 +149,13 @@ def _opener(args: argparse.Namespace, options: ExecutionOptions) -> tuple[OpenRe
             "--engine process",
             file=sys.stderr,
         )
-    return (lambda items: sandbox.map(items, args.concurrency)), sandbox
+    preload = args.preload
+    if preload is None and args.problems:
+        preload = ",".join(humaneval.EVALUATION_PRELOAD)
+    if preload is not None and isinstance(sandbox.engine, RunnerEngine):
+        sandbox.engine.preload = [m.strip() for m in preload.split(",") if m.strip()]
+    scope = check_scope(args.scope, sandbox.engine)
+    return (lambda items: sandbox.map(items, args.concurrency, scope=scope)), sandbox
 
 
 def _plan(

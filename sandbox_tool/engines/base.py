@@ -16,13 +16,15 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from sandbox_tool.errors import SessionsNotSupported
+from sandbox_tool.errors import SessionsNotSupported, UsageError
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import ExecutionResult
 from sandbox_tool.streaming import OnOutput
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+
+    from sandbox_tool.engines.runners.shared import SharedSandbox
 
 __all__ = ["Engine", "EngineInfo", "EngineSession"]
 
@@ -89,6 +91,9 @@ class Engine(abc.ABC):
     summary: ClassVar[str]
     #: Whether :meth:`open_session` works on this engine.
     supports_sessions: ClassVar[bool] = False
+    #: Whether :meth:`open_scope` works: a batch's items may share one sandbox, each in a
+    #: fresh process (``PythonSandbox.map(..., scope="batch")``; docs/batch.md).
+    supports_batch_scope: ClassVar[bool] = False
     #: Whether it runs code in a built environment (``ExecutionOptions.environment``, a
     #: venv on this host); ``PythonSandbox`` refuses ``packages`` on an engine without.
     supports_environments: ClassVar[bool] = False
@@ -134,6 +139,15 @@ class Engine(abc.ABC):
         raise SessionsNotSupported(
             f"the {self.name} engine has no sessions; run each cell as a single execution "
             "or choose an engine with sessions (native, process)"
+        )
+
+    async def open_scope(self, options: ExecutionOptions) -> SharedSandbox:
+        """A started sandbox shared by a batch's items, one at a time, each in a fresh
+        process (:mod:`sandbox_tool.batch.scope`). Raises ``UsageError`` on an engine
+        without (``supports_batch_scope`` is False)."""
+        raise UsageError(
+            f"the {self.name} engine has no batch scope; run the batch with "
+            "scope='execution' (a sandbox per item) or on the process engine"
         )
 
     def degraded(self, options: ExecutionOptions) -> list[str]:

@@ -71,6 +71,8 @@ class ProcessEngine(RunnerEngine):
 
     name = "process"
     security_level = 7
+    #: Tested on Linux (namespaces); Seatbelt's runners would work the same but are not.
+    supports_batch_scope = sys.platform.startswith("linux")
     summary = (
         "Linux user/pid/net/ipc/uts/mount namespaces with a private read-only root, an "
         "unprivileged uid without capabilities, landlock, seccomp and rlimits; no network "

@@ -40,6 +40,7 @@ from sandbox_tool.engines.runners.driver import Exchange, RunnerChannel
 from sandbox_tool.engines.runners.gate import Gate
 from sandbox_tool.engines.runners.pool import WarmPool
 from sandbox_tool.engines.runners.runner import Runner
+from sandbox_tool.engines.runners.shared import SharedSandbox
 from sandbox_tool.engines.runners.starting import shielded, start_cold
 from sandbox_tool.engines.runners.template import TEMPLATE_BOOTSTRAP
 from sandbox_tool.engines.runners.workspace import Workspace, remove_stale
@@ -388,9 +389,29 @@ class RunnerEngine(Engine):
             raise
         return session
 
-    async def release(self, runner: Runner, warm: bool, channel: RunnerChannel) -> None:
-        """A session is over: stop its runner and give it back."""
-        await channel.kill()
+    async def open_scope(self, options: ExecutionOptions) -> SharedSandbox:
+        """A sandbox shared by a batch's items, each in a fresh process forked inside it
+        (:mod:`sandbox_tool.batch.scope`); only where ``supports_batch_scope``."""
+        if not self.supports_batch_scope:
+            return await super().open_scope(options)
+        await self.start()
+        runner, warm = await self._take(options)
+        shared = SharedSandbox(self, runner, warm, options)
+        try:
+            await shared.open()
+        except BaseException:
+            await asyncio.shield(shared.aclose("it could not start"))
+            raise
+        return shared
+
+    async def release(
+        self, runner: Runner, warm: bool, channel: RunnerChannel, stop: bool = True
+    ) -> None:
+        """A session (or a shared sandbox) is over: stop its runner (or, with ``stop``
+        false, let it end by itself once its channel is closed: an idle shared sandbox)
+        and give it back."""
+        if stop:
+            await channel.kill()
         await self._give_back(runner, warm, channel)
 
 

@@ -25,8 +25,6 @@ frames (a length, then the bytes, no JSON), one per :class:`ArtifactItem`.
 
 from __future__ import annotations
 
-import os
-import stat
 from typing import Any, Literal, TypedDict
 
 WORKER_REPORT = "worker.json"
@@ -176,6 +174,9 @@ class ExecutionRequestOptional(TypedDict, total=False):
     """The code to run; absent in a framed runner's request, whose cells bring it."""
     one_shot: bool
     """A framed runner runs one cell, answers and exits (a warm one-shot execution)."""
+    scope: Literal["batch"]
+    """A batch scope: each cell runs in a fresh process forked by the runner, which
+    never runs code itself (:mod:`runner.roles.scoped`)."""
 
 
 class ExecutionRequest(ExecutionRequestOptional):
@@ -390,6 +391,12 @@ class SupervisorReport(SupervisorReportOptional):
     """The CPU time it and its reaped children used."""
 
 
+class ItemEnded(SupervisorReport):
+    """A batch scope's answer for a cell whose process ended without a valid answer."""
+
+    status: Literal["ended"]
+
+
 # ----------------------------------------------------------------------- the warm template
 
 
@@ -428,23 +435,3 @@ class ForkAnswer(TypedDict, total=False):
     """The new runner's supervisor."""
     error: str
     """Why no runner was forked."""
-
-
-def read_regular(path: str, limit: int) -> bytes | None:
-    """A regular file's content, never through a symlink (the code controls the files);
-    None if it is not one or holds more than ``limit`` bytes."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
-            return None
-        chunks, size = [], 0
-        while size <= limit and (chunk := os.read(fd, 1 << 20)):
-            chunks.append(chunk)
-            size += len(chunk)
-        return b"".join(chunks) if size <= limit else None
-    finally:
-        os.close(fd)

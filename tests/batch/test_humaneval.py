@@ -132,7 +132,9 @@ def samples() -> list[tuple[str, str]]:
     return out
 
 
-def ours(pairs: list[tuple[str, str]]) -> list[str]:
+def ours(pairs: list[tuple[str, str]], scope: str = "execution") -> list[str]:
+    """Our verdicts; under the batch scope on the evaluation template, as ``sandbox-tool
+    batch --problems --scope batch`` runs them."""
     items = [
         humaneval.check_item(problem(tid), humaneval.Sample(tid, completion, n, {}))
         for n, (tid, completion) in enumerate(pairs)
@@ -140,8 +142,9 @@ def ours(pairs: list[tuple[str, str]]) -> list[str]:
 
     async def main() -> dict[str, str]:
         options = ExecutionOptions.for_evaluation(TIMEOUT)
-        box = PythonSandbox("process", options=options)
-        async with box, box.map(items, concurrency=2) as results:
+        engine = ProcessEngine(preload=humaneval.EVALUATION_PRELOAD if scope == "batch" else ())
+        box = PythonSandbox("process" if scope == "execution" else engine, options=options)
+        async with box, box.map(items, concurrency=2, scope=scope) as results:
             return {str(res.id): humaneval.verdict(res) async for res in results}
 
     verdicts = asyncio.run(main())
@@ -162,6 +165,8 @@ def theirs(pairs: list[tuple[str, str]]) -> list[str]:
 def test_verdicts_equal_the_reference_harnesses() -> None:
     pairs = samples()
     mine, reference_verdicts = ours(pairs), theirs(pairs)
+    # the batch scope gives the same verdicts, each sample in a fresh process
+    assert ours(pairs, "batch") == mine
     names = [f"canonical {tid}" for tid, _ in pairs[:12]] + [*BROKEN, "breaks-the-reference"]
     table = dict(zip(names, zip(mine, reference_verdicts, strict=True), strict=True))
     differ = {name: pair for name, pair in table.items() if pair[0] != pair[1]}

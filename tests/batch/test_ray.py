@@ -39,6 +39,9 @@ def cluster() -> Iterator[Any]:
     from ray.cluster_utils import Cluster
 
     temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # Ray's socket paths must stay short
+    # Ray records the cluster's address in <tmp>/ray/ whatever temp_dir says, and fails
+    # when that directory does not exist yet (a fresh machine, or /tmp cleared at boot)
+    os.makedirs(os.path.join(tempfile.gettempdir(), "ray"), exist_ok=True)
     common = {"node_ip_address": "127.0.0.1", "object_store_memory": 80 * 2**20}
     nodes = Cluster(
         initialize_head=True,

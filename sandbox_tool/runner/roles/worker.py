@@ -77,7 +77,7 @@ def _isolate_descriptors() -> None:
     os.setpgid(0, 0)
 
 
-def _reseed() -> None:
+def reseed() -> None:
     """Fresh random state: a worker forked from a template inherits the template's
     (FIELD_NOTES 14), and every worker would draw the same "random" numbers."""
     import random
@@ -230,7 +230,7 @@ def prepare(setup: RunnerSetup, *, report_file: bool = True) -> IsolationSummary
 
         confined = confine.apply(setup["confine"] or {})
     _isolate_descriptors()
-    _reseed()
+    reseed()
     os.chdir(paths.work)
     # line-buffered, so output printed before a kill (timeout, CPU limit) is not lost
     for stream in (sys.stdout, sys.stderr):
@@ -260,6 +260,13 @@ def _set_environment(env: dict[str, str]) -> None:
 
 def start_namespace(request: RunnerRequest) -> types.ModuleType:
     """Apply the request's environment, limits and policies; the user's ``__main__``."""
+    return new_main(apply_request(request), request.get("inputs"))
+
+
+def apply_request(request: RunnerRequest) -> dict[str, Any]:
+    """Apply the request's environment, limits and import policy to this process; the
+    builtins the code gets (its builtins policy). A batch scope's parent applies them
+    once, and every item's process inherits them (:mod:`.scoped`)."""
     paths = _Paths(request["paths"])
     env = request.get("env")
     if env is not None:
@@ -278,8 +285,13 @@ def start_namespace(request: RunnerRequest) -> types.ModuleType:
     reserve_size = int(request["max_result_bytes"]) + _REPORT_OVERHEAD
     if reserve_size > _DEFAULT_REPORT_RESERVE and not request.get("framed"):
         _reserve_report(paths.meta, reserve_size)
+    return user_builtins
+
+
+def new_main(user_builtins: dict[str, Any], inputs: Any) -> types.ModuleType:
+    """A fresh ``__main__`` for the code, with its builtins and ``inputs``."""
     main = types.ModuleType("__main__")
-    main.__dict__.update({"__builtins__": user_builtins, "inputs": request.get("inputs")})
+    main.__dict__.update({"__builtins__": user_builtins, "inputs": inputs})
     sys.modules["__main__"] = main
     sys.argv = [""]
     return main
