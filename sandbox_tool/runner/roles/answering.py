@@ -18,7 +18,7 @@ from ..protocol import (
     WorkerReport,
 )
 
-__all__ = ["build_answer", "files_of"]
+__all__ = ["build_answer", "files_of", "usage"]
 
 
 def files_of(top: str) -> dict[str, tuple[int, int]]:
@@ -69,7 +69,7 @@ def _artifacts(
     return out, contents, truncated, after
 
 
-def _usage() -> Usage:
+def usage() -> Usage:
     """CPU seconds and peak resident memory of this process and the children it reaped."""
     own, kids = (
         resource.getrusage(resource.RUSAGE_SELF),
@@ -95,5 +95,5 @@ def build_answer(
         )
     except BaseException as exc:  # noqa: BLE001 - the code may have broken os or io
         answer["artifacts"], answer["figure_error"] = [], f"artifacts lost: {exc!r}"
-    answer["usage"] = _usage()
+    answer["usage"] = usage()
     return answer, contents, files

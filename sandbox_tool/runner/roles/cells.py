@@ -44,7 +44,7 @@ from ..protocol import (
 )
 from ..strays import adopt_orphans, end_strays
 from . import worker
-from .answering import build_answer, files_of
+from .answering import build_answer, files_of, usage
 
 # Bound now: the code may replace module attributes (json.dumps = None) before its
 # answer is sent.
@@ -75,7 +75,7 @@ def serve(setup: RunnerSetup, channel: int, isolation: IsolationSummary | None) 
         failed: RunnerErrorFrame = {"status": "runner_error", "message": repr(exc)}
         write_all(channel, encode_frame(failed))
         _exit(71)
-    ready: ReadyFrame = {"status": "ready", "isolation": isolation, "usage": _usage()}
+    ready: ReadyFrame = {"status": "ready", "isolation": isolation, "usage": usage()}
     write_all(channel, encode_frame(ready))
     max_bytes = int(request["max_result_bytes"])
     paths = request["paths"]

@@ -53,6 +53,7 @@ from ..strays import adopt_orphans, end_strays
 from ..syscalls import PR_SET_DUMPABLE, try_prctl
 from . import worker
 from .answering import build_answer, files_of
+from .answering import usage as own_usage
 
 __all__ = ["serve"]
 
@@ -85,7 +86,7 @@ def serve(
         failed: RunnerErrorFrame = {"status": "runner_error", "message": repr(exc)}
         write_all(channel, encode_frame(failed))
         _exit(71)
-    ready: ReadyFrame = {"status": "ready", "isolation": isolation}
+    ready: ReadyFrame = {"status": "ready", "isolation": isolation, "usage": own_usage()}
     write_all(channel, encode_frame(ready))
     closed_in_item = [channel, wake_r, wake_w, *streams]
     # kill(-1) reaches only the sandbox in a pid namespace of its own; elsewhere this
