@@ -10,8 +10,9 @@ is started over it for the ``responses`` tasks), then stops the server::
     .venv/bin/python -m evals.record --tasks 'join-*'    # some of them
 
 Each task is recorded once, whatever its outcome: a failure of the model is a
-measurement. Cassettes go to ``evals/cassettes/``, ``meta.json`` notes the model and
-the date, the run's report to ``--out``.
+measurement. Cassettes go to ``evals/cassettes/``, ``meta.json`` notes the model, the
+date and the sandbox engine (the strongest available; replay uses the same one by
+default), the run's report to ``--out``.
 """
 
 from __future__ import annotations
