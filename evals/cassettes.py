@@ -77,6 +77,8 @@ _VOLATILE = [
     # tempfile's names: /tmp/tmpab12_xyz
     (re.compile(r"/tmp\w{8}\b"), "/tmp<random>"),
     (re.compile(r"\b0x[0-9a-fA-F]{6,}\b"), "0x<address>"),
+    # a plot's size in the attachments list: fonts and matplotlib's version change it
+    (re.compile(r"(\(image/[\w.+-]+), \d+ (?:bytes|KB)\)"), r"\1, <size>)"),
 ]
 
 

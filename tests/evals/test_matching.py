@@ -102,6 +102,11 @@ def test_facts_of_the_machine_or_the_client_do_not_make_a_request_differ(other: 
             id="memory-peak",
         ),
         pytest.param(
+            "Attachments:\n- figure_1.png (image/png, 23 KB): a plot (not shown to you)",
+            "Attachments:\n- figure_1.png (image/png, 980 bytes): a plot (not shown to you)",
+            id="plot-size",
+        ),
+        pytest.param(
             "Hint: installed: matplotlib 3.11.2, numpy 2.4.6 and 3 more.",
             "Hint: installed: matplotlib 3.9.0, numpy 2.1.0 and 3 more.",
             id="versions-in-a-message",
@@ -120,6 +125,8 @@ def test_volatile_parts_of_a_tool_message_are_masked(first: str, second: str) ->
         pytest.param(_body(tool_text="The code failed.\nKeyError: 'price'"), "failed",
                      id="tool-message"),
         pytest.param(_body(timeout=10), "10 s wall clock", id="limit-in-description"),
+        pytest.param(_body(tool_text="- out.csv (text/csv, 1 KB): a file it wrote"), "out.csv",
+                     id="file-written"),
         pytest.param(_body(tool_choice="auto"), "tool_choice", id="tool-choice"),
     ],
 )  # fmt: skip
