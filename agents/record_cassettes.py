@@ -398,7 +398,10 @@ def main() -> int:
         stop_llama(server)
     missing = [name for name, ok in kept.items() if not ok]
     for name in missing:
-        _log(f"{name}: no attempt showed a failure followed by a recovery; cassette unchanged")
+        _log(
+            f"{name}: no attempt showed a failure, a recovery and then an answer to the "
+            "question; cassette unchanged"
+        )
     return 1 if missing else 0
 
 

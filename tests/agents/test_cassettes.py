@@ -124,10 +124,11 @@ def test_loop_replays_and_recovers_from_a_failed_call(
             f"{path.relative_to(rec.REPO)}: the recorded final answer "
             f"{(run.answer or '')[:80]!r}... does not answer the question "
             f"({'; '.join(problems)}). The recording model, Qwen2.5-Coder-0.5B, asked with the "
-            "tool left out (tool_choice 'none') after a successful call, mostly writes a tool "
-            "call as text; make record-cassettes keeps only a run that recovers and then "
-            "answers, and none of its 7 completed attempts on 2026-12-06 (seed 7; 5 Chat "
-            "Completions, 2 Responses API) did, so this is an earlier recording"
+            "tool left out (tool_choice 'none') after a successful call, writes a tool call as "
+            "text; make record-cassettes keeps only a run that recovers and then answers, and "
+            "none of 13 attempts on 2026-12-06/07 did (seeds 7 and 11: 7 Chat Completions, 4 "
+            "Responses API, 2 LangChain; 2 recovered, both then wrote a call as text), so this "
+            "is an earlier recording"
         )
 
 
