@@ -62,10 +62,13 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/humaneval.py
 
 # A developer step, never CI: builds llama-cpp-python and a small real model outside
-# the repo (../.llm-venv, ../.llm), serves it on 127.0.0.1 and re-records the cassettes
-# that tests/agents replays.
+# the repo ($(LLM_HOME)/.llm-venv, $(LLM_HOME)/.llm; LLM_HOME=/some/dir to share them
+# between checkouts), serves it on 127.0.0.1 and re-records the cassettes that
+# tests/agents replays.
+LLM_HOME ?= ..
+LLM_ARGS = --llm-venv $(LLM_HOME)/.llm-venv --model-dir $(LLM_HOME)/.llm
 record-cassettes: $(VENV)/.installed-dev
-	$(BIN)/python -m agents.record_cassettes
+	$(BIN)/python -m agents.record_cassettes $(LLM_ARGS)
 
 # The eval harness (docs/evals.md): the snippet suite on the real engine (exits 1 on an
 # outcome-class regression), then the agent tasks replayed from their cassettes (exits 1
@@ -77,4 +80,4 @@ eval: $(VENV)/.installed-dev
 # A developer step, never CI: serves the small real model as record-cassettes does and
 # records every agent task's traffic into evals/cassettes/.
 record-evals: $(VENV)/.installed-dev
-	$(BIN)/python -m evals.record
+	$(BIN)/python -m evals.record $(LLM_ARGS)

@@ -257,13 +257,17 @@ def ensure_model(model_dir: Path) -> Path:
     return model
 
 
-def start_llama(python: Path, model: Path, log: Path, seed: int = 7) -> subprocess.Popen[bytes]:
+def start_llama(
+    python: Path, model: Path, log: Path, seed: int = 7, port: int = LLAMA_PORT
+) -> subprocess.Popen[bytes]:
+    """Serve ``model`` on 127.0.0.1:``port`` with one thread; returns once it answers."""
     cmd = [
         str(python), "-m", "llama_cpp.server", "--model", str(model),
-        "--model_alias", MODEL, "--host", "127.0.0.1", "--port", str(LLAMA_PORT),
+        "--model_alias", MODEL, "--host", "127.0.0.1", "--port", str(port),
         "--n_threads", "1", "--n_ctx", "8192", "--seed", str(seed),
     ]  # fmt: skip
-    _log(f"starting the model server on {CHAT_BASE_URL} (log: {log})")
+    base_url = f"http://127.0.0.1:{port}/v1"
+    _log(f"starting the model server on {base_url} (log: {log})")
     proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 300
     try:
@@ -271,7 +275,7 @@ def start_llama(python: Path, model: Path, log: Path, seed: int = 7) -> subproce
             if proc.poll() is not None:
                 raise SystemExit(f"the model server exited; see {log}")
             try:
-                with urlopen(f"{CHAT_BASE_URL}/models", timeout=5):
+                with urlopen(f"{base_url}/models", timeout=5):
                     return proc
             except (URLError, OSError):
                 time.sleep(1)
@@ -394,7 +398,10 @@ def main() -> int:
         stop_llama(server)
     missing = [name for name, ok in kept.items() if not ok]
     for name in missing:
-        _log(f"{name}: no attempt showed a failure followed by a recovery; cassette unchanged")
+        _log(
+            f"{name}: no attempt showed a failure, a recovery and then an answer to the "
+            "question; cassette unchanged"
+        )
     return 1 if missing else 0
 
 

@@ -9,13 +9,15 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 
 from evals.agent_suite import DEFAULT_BASE_URL, RECORDED_MODEL, Settings, run_suite
+from evals.cassettes import CASSETTES_DIR, recorded_engine
 from evals.progress import Progress
 from evals.report import new_results, write_results
 from evals.tasks import load_tasks
 
-__all__ = ["run_agent_command"]
+__all__ = ["replay_engine", "run_agent_command"]
 
 
 @contextmanager
@@ -48,6 +50,29 @@ def _responses_url(args: argparse.Namespace, needs_shim: bool) -> Iterator[str |
         yield url
 
 
+def replay_engine(requested: str | None, mode: str, library: Path = CASSETTES_DIR) -> str:
+    """The engine to run on: the one asked for; else, in replay, the one the cassettes
+    were recorded on when it can run here (a tool message may differ between engines),
+    or else the strongest available (``auto``)."""
+    if requested:
+        return requested
+    engine = recorded_engine(library) if mode == "replay" else None
+    if engine is None:
+        return "auto"
+    from sandbox_tool.engines import ENGINES
+
+    info = ENGINES[engine].probe() if engine in ENGINES else None
+    if info is None or not info.available:
+        why = info.reason if info is not None else "unknown engine"
+        print(
+            f"the cassettes were recorded on the {engine} engine, which cannot run here "
+            f"({why}): replaying on the strongest available; tasks may go stale",
+            file=sys.stderr,
+        )
+        return "auto"
+    return engine
+
+
 def run_agent_command(args: argparse.Namespace) -> int:
     tasks = load_tasks(pattern=args.tasks)
     if not tasks:
@@ -60,7 +85,7 @@ def run_agent_command(args: argparse.Namespace) -> int:
             model=args.model or RECORDED_MODEL,
             base_url=args.base_url or DEFAULT_BASE_URL,
             responses_base_url=responses_url,
-            engine=args.engine,
+            engine=replay_engine(args.engine, args.mode),
         )
         progress = Progress(len(tasks), f"agent {args.mode}")
         part = asyncio.run(run_suite(tasks, settings, progress))

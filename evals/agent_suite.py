@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,7 @@ class Settings:
     """The cap on each answer: a small model that starts repeating itself would otherwise
     generate until its context is full (minutes, on one thread)."""
     engine: str = "auto"
+    """The sandbox engine; :func:`run_suite` puts the one it runs on here."""
     cassettes: Path = CASSETTES_DIR
 
     def as_dict(self) -> dict[str, Any]:
@@ -240,6 +241,7 @@ def _finish_recording(task: Task, written: Path, settings: Settings) -> None:
         model=settings.model,
         server=settings.base_url,
         settings=settings.as_dict(),
+        engine=settings.engine,
     )
 
 
@@ -301,6 +303,7 @@ async def run_suite(
     """Run ``tasks`` one after the other on one sandbox (closed at the end); the
     ``agent`` part of results.json."""
     sandbox = PythonSandbox(settings.engine)
+    settings = replace(settings, engine=sandbox.engine_name)
     info: InterpreterInfo | None = None
     results = []
     try:
@@ -324,13 +327,15 @@ async def run_suite(
         models = sorted({r["model"] for r in recorded}) or [settings.model]
         dates = sorted({r["date"] for r in recorded})
         when = f"{dates[0]} to {dates[-1]}" if len(dates) > 1 else (dates[0] if dates else None)
+        engines = sorted({r["engine"] for r in recorded if r.get("engine")})
     else:
-        models, when = [settings.model], None
+        models, when, engines = [settings.model], None, [settings.engine]
     return {
         "mode": settings.mode,
         "model": ", ".join(models),
         "recorded": when,
         "engine": sandbox.engine_name,
+        "recorded_engine": ", ".join(engines) or None,
         "settings": settings.as_dict(),
         "summary": summarize_tasks(results),
         "tasks": results,

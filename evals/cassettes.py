@@ -1,11 +1,16 @@
 """The agent suite's recorded model traffic: vcrpy cassettes under ``evals/cassettes/``.
 
 One cassette per task (``<task id>.yaml``), plus ``meta.json``: the model, the server,
-the settings and when each task was recorded. Replay matches every request on its
-method, path and **body** (as JSON, after :func:`normalize`): the conversation the
-loop sends, the tool's description and every tool message included. A request that no
-longer matches (because a message or the description changed) makes the task
-*stale*; :func:`stale_reason` says what differs.
+the settings, the sandbox engine and when each task was recorded. Replay matches every
+request on its method, path and what the model read in its body (:func:`seen`): the
+conversation (``messages``, or the Responses API's ``input`` and ``instructions``),
+the tool's definition and the ``tool_choice``; the model's name, the sampling
+settings and fields a client library adds are not compared. Facts of the machine
+that ran the sandbox are masked on both sides (:func:`normalize`): the Python and
+library versions the description names, paths of libraries, workspaces and this
+repository, temporary directory names, memory addresses, the memory peak seen. A
+request that still differs (because a message or the description changed) makes the
+task *stale*; :func:`stale_reason` says what differs.
 
 Cassettes hold no secrets (the key, cookie and organisation headers are dropped) and
 no paths of the recording machine (:func:`scrub_paths`).
@@ -29,7 +34,9 @@ __all__ = [
     "load_meta",
     "normalize",
     "record_meta",
+    "recorded_engine",
     "scrub_paths",
+    "seen",
     "stale_reason",
     "vcr_for",
 ]
@@ -38,11 +45,48 @@ CASSETTES_DIR = Path(__file__).resolve().parent / "cassettes"
 META = "meta.json"
 
 
-#: Parts of a tool message that differ from run to run of the same code.
+#: The request fields the model reads; the rest (model name, temperature, the answer
+#: cap, ``store``, defaults a client library version adds) is not compared.
+SEEN_FIELDS = ("messages", "input", "instructions", "tools", "tool_choice")
+
+#: A version as libraries and Python spell it: 3.11.7, 2.4, 1.26.4rc1, 2.3.0.post1.
+_VERSION = r"\d+(?:\.\d+)+(?:[a-z]+\d*|\.(?:post|dev)\d+|\+[\w.]+)?"
+#: The lists of importable libraries with their versions (the description, the
+#: ImportNotAllowed and ModuleNotFoundError messages): up to the end of the sentence.
+_LIBRARY_LIST = re.compile(
+    r"((?:Libraries you can import|Libraries installed|Modules you can import|installed): )"
+    r"([^;\n]*)"
+)
+_LIBRARY_VERSION = re.compile(rf"([\w.-]+) {_VERSION}(?=,|\.?$| and \d+ more)")
+
+#: Parts of a request that differ between runs, machines and engines of the same code.
 _VOLATILE = [
+    (re.compile(rf"\bPython {_VERSION}"), "Python <version>"),
     (re.compile(r"peak seen: \d+ MB"), "peak seen: N MB"),
-    (re.compile(r"/tmp/sandbox-tool-[^\s'\"/]*"), "<workspace>"),
+    # a workspace: /tmp/sandbox-tool-<pid ns>.<pid>-<random>, wherever its parent is
+    (re.compile(r"(?:/[^\s'\"/:]+)*/sandbox-tool-[^\s'\"/:]*"), "<workspace>"),
+    # a library's file and line (warnings, tracebacks): the install path and the line
+    # number change with the machine and the library's version
+    (
+        re.compile(
+            r"(?:/[^\s'\"/:]+)*/(?:site-packages|dist-packages|lib/python\d\.\d+)/"
+            r"([^\s'\":]+\.py)(?::\d+|\", line \d+)"
+        ),
+        r"<lib>/\1:N",
+    ),
+    # tempfile's names: /tmp/tmpab12_xyz
+    (re.compile(r"/tmp\w{8}\b"), "/tmp<random>"),
+    (re.compile(r"\b0x[0-9a-fA-F]{6,}\b"), "0x<address>"),
+    # a plot's size in the attachments list: fonts and matplotlib's version change it
+    (re.compile(r"(\(image/[\w.+-]+), \d+ (?:bytes|KB)\)"), r"\1, <size>)"),
 ]
+
+
+def _mask_versions(text: str) -> str:
+    def versions(match: re.Match[str]) -> str:
+        return match.group(1) + _LIBRARY_VERSION.sub(r"\1 <version>", match.group(2))
+
+    return _LIBRARY_LIST.sub(versions, text)
 
 
 def local_paths() -> list[str]:
@@ -52,6 +96,7 @@ def local_paths() -> list[str]:
 
 def _clean(value: Any) -> Any:
     if isinstance(value, str):
+        value = _mask_versions(value)
         for pattern, replacement in _VOLATILE:
             value = pattern.sub(replacement, value)
         return scrub_paths(value)
@@ -64,7 +109,7 @@ def _clean(value: Any) -> Any:
 
 
 def normalize(body: bytes | str | None) -> Any:
-    """A request body as the matcher compares it: parsed JSON, volatile parts masked."""
+    """A request body with its volatile parts masked: parsed JSON (text if not JSON)."""
     if not body:
         return None
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
@@ -72,6 +117,15 @@ def normalize(body: bytes | str | None) -> Any:
         return _clean(json.loads(text))
     except json.JSONDecodeError:
         return _clean(text)
+
+
+def seen(body: bytes | str | None) -> Any:
+    """What the matcher compares: the :data:`SEEN_FIELDS` of the :func:`normalize`-d
+    body (a body that is not a JSON object is compared whole)."""
+    value = normalize(body)
+    if not isinstance(value, dict):
+        return value
+    return {key: value[key] for key in SEEN_FIELDS if key in value}
 
 
 def _short(value: Any, limit: int = 160) -> str:
@@ -102,7 +156,7 @@ def _first_difference(new: Any, old: Any, where: str = "") -> str:
 
 def stale_reason(sent: bytes | str | None, recorded: bytes | str | None) -> str:
     """What differs between a request sent now and the one recorded at that point."""
-    new, old = normalize(sent), normalize(recorded)
+    new, old = seen(sent), seen(recorded)
     if isinstance(new, dict) and isinstance(old, dict) and new.get("tools") != old.get("tools"):
         return "the tool's definition (description or schema) changed: " + _first_difference(
             new.get("tools"), old.get("tools"), "tools"
@@ -111,7 +165,7 @@ def stale_reason(sent: bytes | str | None, recorded: bytes | str | None) -> str:
 
 
 def _body_matcher(r1: Any, r2: Any) -> None:
-    if normalize(r1.body) != normalize(r2.body):
+    if seen(r1.body) != seen(r2.body):
         raise AssertionError("the bodies differ")
 
 
@@ -160,21 +214,36 @@ def scrub_paths(text: str, paths: list[str] | None = None) -> str:
 
 
 def load_meta(library: Path = CASSETTES_DIR) -> dict[str, Any]:
-    """``{"server", "settings", "recorded": {task id: {"model", "date"}}}``."""
+    """``{"server", "settings", "engine", "recorded": {task id: {"model", "date",
+    "engine"}}}``; ``engine``: the sandbox engine of the last recording."""
     path = library / META
     if not path.is_file():
-        return {"server": None, "settings": {}, "recorded": {}}
+        return {"server": None, "settings": {}, "engine": None, "recorded": {}}
     meta: dict[str, Any] = json.loads(path.read_text())
     return meta
 
 
+def recorded_engine(library: Path = CASSETTES_DIR) -> str | None:
+    """The engine the cassettes were recorded on (replay uses it by default: a tool
+    message can differ between engines, e.g. how a memory hog is stopped)."""
+    engine = load_meta(library).get("engine")
+    return str(engine) if engine else None
+
+
 def record_meta(
-    library: Path, task_id: str, *, model: str, server: str, settings: dict[str, Any]
+    library: Path,
+    task_id: str,
+    *,
+    model: str,
+    server: str,
+    settings: dict[str, Any],
+    engine: str,
 ) -> None:
-    """Note in ``meta.json`` that ``task_id`` was just recorded with ``model``."""
+    """Note in ``meta.json`` that ``task_id`` was just recorded with ``model`` on
+    ``engine``."""
     meta = load_meta(library)
-    meta.update(server=server, settings=settings)
+    meta.update(server=server, settings=settings, engine=engine)
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-    meta.setdefault("recorded", {})[task_id] = {"model": model, "date": date}
+    meta.setdefault("recorded", {})[task_id] = {"model": model, "date": date, "engine": engine}
     meta["recorded"] = dict(sorted(meta["recorded"].items()))
     (library / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")

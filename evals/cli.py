@@ -115,7 +115,12 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="a Responses API server (record/live; default: a local shim over --base-url)",
     )
-    a.add_argument("--engine", default="auto", help="sandbox engine (default: the strongest)")
+    a.add_argument(
+        "--engine",
+        default=None,
+        help="sandbox engine (default: in replay, the one the cassettes were recorded on; "
+        "else the strongest)",
+    )
     a.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory")
     a.set_defaults(run=_agent)
 

@@ -10,8 +10,9 @@ is started over it for the ``responses`` tasks), then stops the server::
     .venv/bin/python -m evals.record --tasks 'join-*'    # some of them
 
 Each task is recorded once, whatever its outcome: a failure of the model is a
-measurement. Cassettes go to ``evals/cassettes/``, ``meta.json`` notes the model and
-the date, the run's report to ``--out``.
+measurement. Cassettes go to ``evals/cassettes/``, ``meta.json`` notes the model, the
+date and the sandbox engine (the strongest available; replay uses the same one by
+default), the run's report to ``--out``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, default=REPO.parent / ".llm")
     parser.add_argument("--seed", type=int, default=7, help="the model server's sampling seed")
     parser.add_argument("--out", type=Path, default=Path("eval-results"))
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8080,
+        help="the model server's port (another than make record-cassettes' 8080 lets both run)",
+    )
     args = parser.parse_args(argv)
 
     from agents.record_cassettes import ensure_llama_venv, ensure_model, start_llama, stop_llama
@@ -41,11 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     python = ensure_llama_venv(args.llm_venv)
     model = ensure_model(args.model_dir)
-    server = start_llama(python, model, args.model_dir / "server.log", args.seed)
+    log = args.model_dir / ("server.log" if args.port == 8080 else f"server-{args.port}.log")
+    server = start_llama(python, model, log, args.seed, args.port)
     try:
-        return evals_main(
-            ["agent", "--mode", "record", "--tasks", args.tasks, "--out", str(args.out)]
-        )
+        url = f"http://127.0.0.1:{args.port}/v1"
+        command = ["agent", "--mode", "record", "--tasks", args.tasks, "--base-url", url]
+        return evals_main([*command, "--out", str(args.out)])
     finally:
         stop_llama(server)
 

@@ -105,7 +105,9 @@ def _agent_section(part: dict[str, Any]) -> list[str]:
         "## Agent tasks",
         "",
         f"Mode `{part['mode']}`, model `{part['model']}`, traffic recorded "
-        f"{part.get('recorded') or 'now (live)'}; engine `{part['engine']}`.",
+        f"{part.get('recorded') or 'now (live)'}"
+        + (f" on `{part['recorded_engine']}`" if part.get("recorded_engine") else "")
+        + f"; engine `{part['engine']}`.",
     ]
     head = ["category", "tasks", "passed", "stale", "recovery", "turns", "tool calls", "limits"]
     rows = []

@@ -22,6 +22,7 @@ def test_each_cassette_is_a_task_recorded_with_a_named_model_and_date() -> None:
     for task_id in RECORDED:
         entry = meta["recorded"][task_id]
         assert entry["model"] and len(entry["date"]) == len("2026-01-01")
+        assert entry["engine"] == meta["engine"]  # replay runs on it by default
 
 
 @pytest.mark.parametrize("task_id", RECORDED)
