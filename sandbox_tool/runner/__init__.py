@@ -3,13 +3,13 @@
 Standard library only, so it runs on any interpreter (3.10+) without
 sandbox_tool installed there. Engines start it as::
 
-    python -I -B -c BOOTSTRAP <dir holding this package> <control fd> [framed]
+    python -I -B -c BOOTSTRAP <dir holding this package> <control fd> framed
 
-with the request (JSON) on stdin, the pipes for the code's stdout and stderr
-on fds 1 and 2, and the host's control pipe on the given fd. With ``framed``,
-stdin is a channel instead (:mod:`.roles.cells`): the runner's setup, then the
-frames of a session. A warm template (:mod:`.roles.template`) forks the same
-runner with its request still to come on such a channel.
+with its channel on stdin (:mod:`.roles.cells`: the runner's setup, then the
+request and the cells as frames), the pipes for the code's stdout and stderr on
+fds 1 and 2, and the host's control pipe on the given fd. A warm template
+(:mod:`.roles.template`) forks the same runner with its request still to come on
+such a channel.
 
 The modules, by what they hold (none imports one that imports it back)::
 

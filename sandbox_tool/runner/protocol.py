@@ -5,17 +5,16 @@ runner supports Python 3.10, so optional keys live in ``total=False`` bases whos
 end in ``Optional``). Where each one travels:
 
 - :class:`RunnerSetup`: how to build the runner's sandbox, known before the code is. A
-  cold runner reads it merged with the :class:`ExecutionRequest` on stdin (one JSON
-  document); a framed runner reads it as the first frame of its channel; the warm
-  template gets it in a fork message (:class:`ForkMessage`).
+  runner started cold reads it as the first frame of its channel; the warm template
+  gets it in a fork message (:class:`ForkMessage`).
 - :class:`ExecutionRequest`: what to run and under which limits. A warm runner gets it
   as the first frame of its channel, without ``code`` (each :class:`Cell` brings its
   own), with ``"one_shot": true`` for a single execution. It answers with a
   :class:`ReadyFrame` (or a :class:`RunnerErrorFrame`), then each :class:`Cell` with an
   :class:`AnswerFrame`.
-- :class:`WorkerReport`: what the code produced, a union tagged by ``status``. A cold run
-  writes it to ``<meta>/worker.json`` (:data:`WORKER_REPORT`); a framed run sends it in
-  its :class:`AnswerFrame`, with the artifacts and the usage.
+- :class:`WorkerReport`: what the code produced, a union tagged by ``status``, sent in
+  an :class:`AnswerFrame` with the artifacts and the usage; a one-shot whose code broke
+  its channel writes it to ``<meta>/worker.json`` (:data:`WORKER_REPORT`) instead.
 - :class:`SupervisorReport`: how the process ended, from the supervisor, on the control
   pipe (the bootstrap's second argument), which the worker never holds.
 
@@ -195,10 +194,10 @@ class ExecutionRequest(ExecutionRequestOptional):
 
 class RunnerRequest(RunnerSetup, ExecutionRequest, total=False):
     """The setup and the request, merged: what the worker starts the code's namespace
-    from (a cold runner reads it on stdin as one JSON document)."""
+    from."""
 
     framed: bool
-    """Set by the runner itself: the answer goes on a channel, not to the report file."""
+    """Set by the runner itself (always true: every runner answers on its channel)."""
 
 
 class CellOptional(TypedDict, total=False):

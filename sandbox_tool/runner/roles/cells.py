@@ -11,7 +11,7 @@ cell's marker so that the host can cut the streams per cell without waiting for
 them to close.
 
 A request with ``"one_shot": true`` is a single execution: the worker runs one
-cell (whose value is ``result`` or the last expression, as a cold run's is),
+cell (whose value is ``result`` or the last expression),
 answers, and exits at once. The host answers its caller as soon as the frame
 and the markers are in, and the sandbox is torn down afterwards, off the
 critical path. Otherwise the channel is a session: cells run in the same
@@ -57,7 +57,7 @@ def serve(setup: RunnerSetup, channel: int, isolation: IsolationSummary | None) 
     The cells' markers go to copies of stdout and stderr made before any code ran, so
     that code redirecting its own streams does not hide the end of a cell. If the code
     broke the channel itself (closed its fd), a one-shot's report goes to the report
-    file instead, which the host reads once the runner has ended, as for a cold run.
+    file instead, which the host reads once the runner has ended.
     """
     streams = [os.dup(1), os.dup(2)]
     first: ExecutionRequest | None = read_frame(channel)

@@ -6,13 +6,12 @@ import json
 import os
 import signal
 import sys
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn
 
 from ..framing import read_frame, write_all
 from ..protocol import (
     IsolationSummary,
     RunnerErrorFrame,
-    RunnerRequest,
     RunnerSetup,
     SupervisorReport,
 )
@@ -22,14 +21,8 @@ from ..syscalls import (
     PR_SET_DUMPABLE,
     PR_SET_PDEATHSIG,
     kill_quietly,
-    read_all,
     try_prctl,
 )
-
-
-def read_json(fd: int) -> Any:
-    """Read ``fd`` to its end and parse it as JSON."""
-    return json.loads(read_all(fd))
 
 
 def reap_everything(worker_pgid: int | None) -> None:
@@ -125,7 +118,7 @@ def _read_nonblocking(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _start_worker(setup: RunnerSetup, control_fd: int, request_fd: int | None) -> NoReturn:
+def _start_worker(setup: RunnerSetup, control_fd: int, request_fd: int) -> NoReturn:
     """In the forked child of a runner without isolation: wait for the code and run it."""
     os.close(control_fd)
     try_prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the worker does not outlive its supervisor
@@ -133,22 +126,17 @@ def _start_worker(setup: RunnerSetup, control_fd: int, request_fd: int | None) -
 
 
 def _serve_or_run(
-    setup: RunnerSetup, request_fd: int | None, summary: IsolationSummary | None
+    setup: RunnerSetup, request_fd: int, summary: IsolationSummary | None
 ) -> NoReturn:
-    """In the worker (sandboxed already, if it is to be): run the request, or serve the
-    frames of a pre-forked runner's channel (:mod:`.cells`)."""
-    from . import worker
+    """In the worker (sandboxed already, if it is to be): serve the frames of the
+    runner's channel (:mod:`.cells`)."""
+    from . import cells, worker
 
-    if request_fd is not None:
-        from . import cells
-
-        confined = worker.prepare(setup, report_file=False)
-        cells.serve(setup, request_fd, summary or confined)  # never returns
-    worker.prepare(setup)
-    worker.run(cast(RunnerRequest, setup))  # a cold run's setup holds its request too
+    confined = worker.prepare(setup)
+    cells.serve(setup, request_fd, summary or confined)  # never returns
 
 
-def _start_sandbox(setup: RunnerSetup, control_fd: int, request_fd: int | None) -> tuple[Any, int]:
+def _start_sandbox(setup: RunnerSetup, control_fd: int, request_fd: int) -> tuple[Any, int]:
     """Start the worker in a new sandbox whose pid 1 is this process's child; return the
     sandbox (to wait for) and the read end of the pipe its layers are reported on.
 
@@ -203,32 +191,29 @@ def _send_report(control_fd: int, report: SupervisorReport) -> None:
     write_all(control_fd, json.dumps(report).encode())
 
 
-def main(control_fd: int, mode: str = "") -> None:
-    """Entry point of a cold start: the whole request on stdin, the report on ``control_fd``.
-
-    In ``"framed"`` mode stdin is a channel (:mod:`.cells`): the runner's setup comes as
-    its first frame, then the worker serves the frames that follow (a session)."""
-    if mode == "framed":
-        setup: RunnerSetup | None = read_frame(0)
-        if setup is None:
-            os._exit(0)  # the host went away before the setup
-        channel = os.dup(0)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
-        sys.path.pop(0)  # the runner's directory: not for the user's code to import
-        supervise(setup, control_fd, channel)
-    request: RunnerRequest = read_json(0)
-    sys.path.pop(0)
-    supervise(request, control_fd, None)
+def main(control_fd: int, mode: str = "framed") -> None:
+    """Entry point of a cold start: stdin is the runner's channel (:mod:`.cells`), the
+    report goes on ``control_fd``. The runner's setup comes as the channel's first frame,
+    then the worker serves the frames that follow. ``mode`` must be ``"framed"`` (the
+    one mode left: the whole request as one JSON document on stdin is gone)."""
+    if mode != "framed":
+        raise SystemExit(f"runner: unknown mode {mode!r} (only 'framed')")
+    setup: RunnerSetup | None = read_frame(0)
+    if setup is None:
+        os._exit(0)  # the host went away before the setup
+    channel = os.dup(0)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    sys.path.pop(0)  # the runner's directory: not for the user's code to import
+    supervise(setup, control_fd, channel)
 
 
-def supervise(setup: RunnerSetup, control_fd: int, request_fd: int | None) -> NoReturn:
+def supervise(setup: RunnerSetup, control_fd: int, request_fd: int) -> NoReturn:
     """Fork the worker, wait for it, kill what it left, report on ``control_fd``, exit.
 
-    ``setup`` says how to sandbox the worker (paths, isolation); the rest of the
-    request (code, inputs, limits, policies) is in ``setup`` too for a cold start, or
-    arrives later as frames on ``request_fd`` for a pre-forked worker (:mod:`.cells`).
+    ``setup`` says how to sandbox the worker (paths, isolation); the request (code,
+    inputs, limits, policies) arrives later as frames on ``request_fd`` (:mod:`.cells`).
     """
     # Everything the worker needs is imported now, before any sandbox exists,
     # so the runner's directory need not be visible inside one.
@@ -248,8 +233,7 @@ def supervise(setup: RunnerSetup, control_fd: int, request_fd: int | None) -> No
         pid = os.fork()
         if pid == 0:
             _start_worker(setup, control_fd, request_fd)
-    if request_fd is not None:
-        os.close(request_fd)
+    os.close(request_fd)
 
     # The host asks for a stop with SIGTERM (then SIGKILLs after a grace period): pass it
     # to the worker, or to the sandbox's pid 1, which stops the code and saves its files.

@@ -17,7 +17,7 @@ import types
 from typing import Any, NoReturn, cast
 
 from .. import guards, mplbackend
-from ..convert import convert_result, safe_repr
+from ..convert import convert_result
 from ..framing import write_all
 from ..layers.limits import apply_limits
 from ..protocol import (
@@ -42,9 +42,6 @@ from ..protocol import (
 from ..syscalls import PR_SET_DUMPABLE, try_prctl
 
 _MPL_BACKEND = "module://runner.mplbackend"
-# room for a report's repr, traceback and keys beside its result
-_REPORT_OVERHEAD = 256 << 10
-_DEFAULT_REPORT_RESERVE = (1 << 20) + _REPORT_OVERHEAD
 
 # Bound now: the user's code may replace module attributes (json.dumps = None)
 # before the report is written.
@@ -58,7 +55,6 @@ _os_open, _os_close, _os_replace, _os_getpid, _os_ftruncate = (
 )
 _exit = os._exit
 _join = os.path.join
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
 
 
 class _Paths:
@@ -88,23 +84,11 @@ def reseed() -> None:
         numpy.random.seed()
 
 
-def _reserve_report(meta: str, size: int) -> None:
-    """Allocate the report's file before the code runs: code that fills the disk limit
-    must not leave the runner without room to say so."""
-    fd = _os_open(_join(meta, WORKER_REPORT + ".tmp"), _CREATE_FLAGS, 0o600)
-    try:
-        os.posix_fallocate(fd, 0, size)
-    except OSError:
-        pass  # no fallocate here: the report is written as usual
-    finally:
-        _os_close(fd)
-
-
 def write_report(meta: str, report: WorkerReport | RunnerErrorFrame) -> None:
     data = _dumps(report).encode()
     path = _join(meta, WORKER_REPORT)
     tmp = path + ".tmp"
-    # into the space reserved before the code ran, then cut to size
+    # a one-shot whose code broke its channel: the host reads this file once it has ended
     fd = _os_open(tmp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
         write_all(fd, data)
@@ -218,11 +202,10 @@ def fail(request: RunnerSetup, message: str) -> NoReturn:
         _exit(71)
 
 
-def prepare(setup: RunnerSetup, *, report_file: bool = True) -> IsolationSummary | None:
+def prepare(setup: RunnerSetup) -> IsolationSummary | None:
     """What can be done before the request arrives (a pre-forked worker does it while it
-    waits, so that a request pays only for its code). ``report_file``: the report goes to
-    a file (a cold run), whose space is reserved now; a warm worker answers on its channel.
-    Returns the layers of the setup's ``confine`` (None without one)."""
+    waits, so that a request pays only for its code). Returns the layers of the setup's
+    ``confine`` (None without one)."""
     paths = _Paths(setup["paths"])
     confined = None
     if setup.get("confine"):
@@ -241,9 +224,6 @@ def prepare(setup: RunnerSetup, *, report_file: bool = True) -> IsolationSummary
     guards.resolve_roots([paths.work, paths.tmp])
     if setup.get("env") is not None:
         _set_environment(setup["env"])  # the usual one: a request with it changes nothing
-    if report_file:
-        # the result, its repr and a traceback: what a report with the default limit holds
-        _reserve_report(paths.meta, _DEFAULT_REPORT_RESERVE)
     return confined
 
 
@@ -282,9 +262,6 @@ def apply_request(request: RunnerRequest) -> dict[str, Any]:
     user_builtins = guards.user_builtins(
         bpol["deny"], bpol["restrict_open"], [paths.work, paths.tmp]
     )
-    reserve_size = int(request["max_result_bytes"]) + _REPORT_OVERHEAD
-    if reserve_size > _DEFAULT_REPORT_RESERVE and not request.get("framed"):
-        _reserve_report(paths.meta, reserve_size)
     return user_builtins
 
 
@@ -354,23 +331,3 @@ def run_code(
         report["figure_error"] = figure_error
     _flush_all()
     return report
-
-
-def run(request: RunnerRequest) -> NoReturn:
-    """Run one request in this (forked, prepared) process and exit."""
-    meta = request["paths"]["meta"]
-    try:
-        main = start_namespace(request)
-    except BaseException as exc:  # noqa: BLE001 - the runner itself failed
-        fail(request, f"{type(exc).__name__}: {exc}")
-    report = run_code(main, request["code"], int(request["max_result_bytes"]))
-    try:
-        write_report(meta, report)
-    except BaseException as exc:  # noqa: BLE001 - last resort: a minimal report
-        try:
-            message = f"could not write the report: {safe_repr(exc)}"
-            failed: RunnerErrorFrame = {"status": "runner_error", "message": message}
-            write_report(meta, failed)
-        except BaseException:  # noqa: BLE001
-            pass
-    _exit(0)
