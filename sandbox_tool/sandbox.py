@@ -138,9 +138,8 @@ class PythonSandbox:
         """Make ready what executions with ``options`` need: their environment (built if
         needed) and, on a warm engine, its pool, so that the next execution is warm."""
         opts = await self._in_environment(check_call("", None, options, self.default_options))
-        warm_up = getattr(self.engine, "prepare_environment", None)
-        if opts.environment is not None and warm_up is not None:
-            await warm_up(opts.environment)
+        if opts.environment is not None:
+            await self.engine.prepare_environment(opts.environment)
 
     async def execute(
         self,

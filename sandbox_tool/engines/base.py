@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from sandbox_tool.engines.runners.shared import SharedSandbox
+    from sandbox_tool.environments.environment import Environment
 
 __all__ = ["Engine", "EngineInfo", "EngineSession"]
 
@@ -115,6 +116,10 @@ class Engine(abc.ABC):
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Prepare (warm caches, check the host). Raises ``EngineUnavailable``."""
+
+    async def prepare_environment(self, env: Environment) -> None:  # noqa: B027 - optional
+        """Get ready to run code in ``env`` (an engine with warm pools starts its pool
+        now); nothing by default. Called only where :attr:`supports_environments`."""
 
     @abc.abstractmethod
     async def execute(

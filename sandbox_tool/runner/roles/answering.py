@@ -6,19 +6,41 @@ from __future__ import annotations
 
 import os
 import resource
-from typing import Literal, cast
+from collections.abc import Callable
+from typing import Literal, TypeVar, cast
 
 from ..files import read_regular
+from ..framing import encode_frame, write_all
 from ..protocol import (
     MAX_ARTIFACT_FILES,
     AnswerFrame,
     ArtifactItem,
     Cell,
+    IsolationSummary,
+    ReadyFrame,
+    RunnerErrorFrame,
     Usage,
     WorkerReport,
 )
 
-__all__ = ["build_answer", "files_of", "usage"]
+__all__ = ["answer_ready", "build_answer", "files_of", "usage"]
+
+_T = TypeVar("_T")
+
+
+def answer_ready(channel: int, isolation: IsolationSummary | None, start: Callable[[], _T]) -> _T:
+    """Answer the request on ``channel``: ``start()`` (what the worker does with it before
+    any cell), then the ready frame; if ``start`` fails, a ``runner_error`` frame and the
+    end of this process (no user code has run)."""
+    try:
+        started = start()
+    except BaseException as exc:  # noqa: BLE001 - reported to the host, then the end
+        failed: RunnerErrorFrame = {"status": "runner_error", "message": repr(exc)}
+        write_all(channel, encode_frame(failed))
+        os._exit(71)
+    ready: ReadyFrame = {"status": "ready", "isolation": isolation, "usage": usage()}
+    write_all(channel, encode_frame(ready))
+    return started
 
 
 def files_of(top: str) -> dict[str, tuple[int, int]]:

@@ -37,14 +37,12 @@ from ..protocol import (
     Cell,
     ExecutionRequest,
     IsolationSummary,
-    ReadyFrame,
-    RunnerErrorFrame,
     RunnerRequest,
     RunnerSetup,
 )
 from ..strays import adopt_orphans, end_strays
 from . import worker
-from .answering import build_answer, files_of, usage
+from .answering import answer_ready, build_answer, files_of
 
 # Bound now: the code may replace module attributes (json.dumps = None) before its
 # answer is sent.
@@ -69,14 +67,7 @@ def serve(setup: RunnerSetup, channel: int, isolation: IsolationSummary | None) 
 
         scoped.serve(request, channel, streams, isolation)  # never returns
     one_shot = bool(request.get("one_shot"))
-    try:
-        main = worker.start_namespace(request)
-    except BaseException as exc:  # noqa: BLE001 - reported to the host, then the end
-        failed: RunnerErrorFrame = {"status": "runner_error", "message": repr(exc)}
-        write_all(channel, encode_frame(failed))
-        _exit(71)
-    ready: ReadyFrame = {"status": "ready", "isolation": isolation, "usage": usage()}
-    write_all(channel, encode_frame(ready))
+    main = answer_ready(channel, isolation, lambda: worker.start_namespace(request))
     max_bytes = int(request["max_result_bytes"])
     paths = request["paths"]
     figures = os.path.join(paths["meta"], FIGURES_DIR)

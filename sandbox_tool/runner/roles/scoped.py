@@ -45,15 +45,12 @@ from ..protocol import (
     Cell,
     IsolationSummary,
     ItemEnded,
-    ReadyFrame,
-    RunnerErrorFrame,
     RunnerRequest,
 )
 from ..strays import adopt_orphans, end_strays
 from ..syscalls import PR_SET_DUMPABLE, try_prctl
 from . import worker
-from .answering import build_answer, files_of
-from .answering import usage as own_usage
+from .answering import answer_ready, build_answer, files_of
 
 __all__ = ["serve"]
 
@@ -79,15 +76,8 @@ def serve(
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda _s, _f: None)
-    try:
-        # once, here: every item's process inherits them (its __main__ is its own)
-        user_builtins = worker.apply_request(request)
-    except BaseException as exc:  # noqa: BLE001 - reported to the host, then the end
-        failed: RunnerErrorFrame = {"status": "runner_error", "message": repr(exc)}
-        write_all(channel, encode_frame(failed))
-        _exit(71)
-    ready: ReadyFrame = {"status": "ready", "isolation": isolation, "usage": own_usage()}
-    write_all(channel, encode_frame(ready))
+    # once, here: every item's process inherits them (its __main__ is its own)
+    user_builtins = answer_ready(channel, isolation, lambda: worker.apply_request(request))
     closed_in_item = [channel, wake_r, wake_w, *streams]
     # kill(-1) reaches only the sandbox in a pid namespace of its own; elsewhere this
     # process, the subreaper of every item's processes, kills its children
