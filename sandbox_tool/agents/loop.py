@@ -7,10 +7,16 @@ the tool layer's one call for a turn, which puts the replies where the API wants
 e.g. every plot after the group of Chat Completions tool messages), and each is
 recorded as a :class:`~sandbox_tool.agents.run.ToolCall`. The turn limit ends the run;
 its last turn is asked without the tool, to answer.
+
+A reply that is a tool call written as text (small open models write the JSON of a call
+when the tool is left out, or when their server does not parse their call format) is
+not taken as the answer: nothing ran, and the model is told so and asked again once
+(:data:`MAX_REMINDERS`; each costs a turn). The run counts them (``AgentRun.reminders``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, Protocol, TypeVar
@@ -21,14 +27,21 @@ from sandbox_tool.tool import PythonTool, ToolOutcome
 from sandbox_tool.tool.spec import ArgumentsError, parse_arguments
 
 __all__ = [
+    "MAX_REMINDERS",
     "Conversation",
     "ToolChoice",
     "ToolChoicePolicy",
     "Turn",
+    "call_written_as_text",
     "refused_images",
+    "reminder",
     "run_turns",
     "tool_choice",
 ]
+
+MAX_REMINDERS = 1
+"""How many replies written as tool calls a run answers with a reminder before taking
+one as the answer."""
 
 ToolChoice = Literal["auto", "required", "none"]
 # "required" is sent as "this function" (one tool, same meaning): more servers honour it.
@@ -82,6 +95,44 @@ class Conversation(Protocol[CallT]):
         the tool's outcome of each, in call order."""
         ...
 
+    def remind(self, turn: Turn[CallT], message: str) -> None:
+        """Keep ``turn`` (a reply without calls) in the conversation and add ``message``
+        after it as the user's."""
+        ...
+
+
+def call_written_as_text(text: str, tool_name: str) -> bool:
+    """Whether ``text`` is a call of ``tool_name`` written out rather than made: a JSON
+    object naming the tool or holding its arguments (``{"name": ..., "arguments": ...}``,
+    ``{"code": ...}``), bare, in a code fence or in ``<tool_call>`` tags, at the start
+    of the reply. An answer that merely quotes code is not one."""
+    stripped = text.strip()
+    for prefix in ("<tool_call>", "```json", "```"):
+        stripped = stripped.removeprefix(prefix).lstrip()
+    if not stripped.startswith("{"):
+        return False
+    try:
+        value, _ = json.JSONDecoder().raw_decode(stripped)
+    except ValueError:
+        return False
+    if not isinstance(value, dict):
+        return False
+    return value.get("name") == tool_name or "arguments" in value or "code" in value
+
+
+def reminder(choice: ToolChoice) -> str:
+    """What the model is told after writing a call as text under ``choice``."""
+    if choice == "none":
+        return (
+            "That reply is a tool call written as text: nothing ran, and the tool is not "
+            "available now. Answer the question in words, from the results of your "
+            "earlier calls."
+        )
+    return (
+        "That reply is a tool call written as text: nothing ran. Call the tool as a "
+        "function call, or answer the question in words."
+    )
+
 
 async def run_turns(
     conversation: Conversation[CallT],
@@ -96,6 +147,14 @@ async def run_turns(
         choice = tool_choice(policy, run.outcomes, last_turn=run.turns == max_turns)
         turn = await conversation.ask(choice)
         if not turn.calls:
+            if (
+                run.reminders < MAX_REMINDERS
+                and run.turns < max_turns
+                and call_written_as_text(turn.text, conversation.tool.name)
+            ):
+                run.reminders += 1
+                conversation.remind(turn, reminder(choice))
+                continue
             run.answer = turn.text
             return run
         outcomes = await conversation.answer_turn(turn)

@@ -80,6 +80,13 @@ class _OpenAIConversation(abc.ABC):
         self.images_sent |= self.tool.images and any(o.images for o in reply.outcomes)
         return reply.outcomes
 
+    def remind(self, turn: Turn[Any], message: str) -> None:
+        # the same two messages in both APIs (Responses takes role messages as input)
+        self.history += [
+            {"role": "assistant", "content": turn.text},
+            {"role": "user", "content": message},
+        ]
+
     async def _create(self, create: Any, **request: Any) -> Any:
         """One model call; a refusal of the plots it was sent says how to stop sending them."""
         try:

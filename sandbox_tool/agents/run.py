@@ -73,6 +73,9 @@ class AgentRun:
     """Every tool call, in the order the model made them."""
     turns: int = 0
     """Model calls made (one per turn, the answering one included)."""
+    reminders: int = 0
+    """Replies that were a tool call written as text, answered with a reminder to call
+    the tool or answer in words (see :mod:`sandbox_tool.agents.loop`)."""
 
     @property
     def outcomes(self) -> list[ToolOutcome]:
@@ -89,5 +92,6 @@ class AgentRun:
         return {
             "answer": self.answer,
             "turns": self.turns,
+            "reminders": self.reminders,
             "calls": [call.to_dict() for call in self.calls],
         }

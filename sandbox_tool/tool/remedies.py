@@ -229,20 +229,50 @@ def _name_hint(
 
 
 _NO_ATTRIBUTE = re.compile(r"'(DataFrame|Series|DataFrameGroupBy)' object has no attribute '(\w+)'")
+#: Series methods that live under an accessor: text under ``.str``, dates under ``.dt``.
+_STR_METHODS = frozenset((
+    "lower", "upper", "strip", "lstrip", "rstrip", "split", "rsplit", "replace", "contains",
+    "startswith", "endswith", "find", "len", "zfill", "title", "capitalize", "isdigit",
+    "isnumeric", "isalpha",
+))  # fmt: skip
+_DT_ATTRIBUTES = frozenset((
+    "year", "month", "day", "hour", "minute", "second", "date", "time", "weekday",
+    "dayofweek", "day_name", "month_name", "quarter", "strftime", "dayofyear",
+))  # fmt: skip
+
+
+def _series_hint(attribute: str, owner: str) -> str:
+    """A Series is one column: what ``attribute`` may have meant on it."""
+    if attribute in _STR_METHODS:
+        return f"text methods of a Series are under .str: {owner}.str.{attribute}(...)"
+    if attribute in _DT_ATTRIBUTES:
+        return (
+            f"date parts of a Series are under .dt, after converting it with pd.to_datetime: "
+            f"pd.to_datetime({owner}).dt.{attribute}"
+        )
+    if attribute in ("strptime", "to_date", "to_datetime", "parse"):
+        return f"convert a Series of dates with pd.to_datetime({owner}, format=...)"
+    return (
+        f"{attribute!r} is not a Series attribute (a Series is one column); "
+        f"print([m for m in dir({owner}) if not m.startswith('_')]) lists what it has"
+    )
 
 
 def _attribute_hint(
     message: str, line: str | None, columns: Mapping[str, Sequence[str]], source: str | None
 ) -> str | None:
-    """For ``df.pric``: the column it may have meant, written as ``df['price']``."""
+    """For ``df.pric``: the column it may have meant, written as ``df['price']``; for a
+    Series (one column, so no column to suggest): the accessor or conversion it needs."""
     found = _NO_ATTRIBUTE.search(message)
     if found is None:
         return None
     kind, attribute = found.groups()
+    owner = re.search(rf"([\w\]\[\'\"]+)\.{attribute}\b", line or "")
+    frame = owner.group(1) if owner else ("s" if kind == "Series" else "df")
+    if kind == "Series":
+        return _series_hint(attribute, frame)
     known = {name for names in columns.values() for name in names}
     close = closest(attribute, known | string_literals(source or ""))
-    owner = re.search(rf"([\w\]\[\'\"]+)\.{attribute}\b", line or "")
-    frame = owner.group(1) if owner else "df"
     if close:
         return (
             f"{attribute!r} is not a {kind} attribute nor a column: did you mean the column "
@@ -251,6 +281,23 @@ def _attribute_hint(
     return (
         f"{attribute!r} is not a {kind} attribute nor a column: "
         f"print({frame}.columns.tolist()) shows the columns"
+    )
+
+
+_TEXT_REDUCTION = re.compile(
+    r"with string dtype|dtype '(?:str|object)' does not support operation|"
+    r"Could not convert string|agg function failed \[how->\w+,dtype->object\]"
+)
+
+
+def _type_hint(message: str) -> str | None:
+    """Arithmetic on a column of text (numbers read as strings, or a text column)."""
+    if _TEXT_REDUCTION.search(message) is None:
+        return None
+    return (
+        "the column holds text, not numbers: convert it first with "
+        "pd.to_numeric(df['name'], errors='coerce'), or keep the numeric columns with "
+        "df.select_dtypes('number'); print(df.dtypes) shows each column's type"
     )
 
 
@@ -296,6 +343,8 @@ def exception_hint(
         return _name_hint(message, source, modules, keeps_state)
     if exception == "AttributeError":
         return _attribute_hint(message, line, columns or {}, source)
+    if exception == "TypeError":
+        return _type_hint(message)
     if exception == "FileNotFoundError":
         return f"the input files are in the working directory: {_files_text(files)}"
     if exception == "KeyError":

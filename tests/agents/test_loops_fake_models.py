@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import Runnable
@@ -14,7 +16,7 @@ from pydantic import Field
 
 from sandbox_tool import Artifact, ExecutionResult, PythonSandbox
 from sandbox_tool.agents.langchain_loop import langchain_loop
-from sandbox_tool.agents.loop import tool_choice
+from sandbox_tool.agents.loop import call_written_as_text, reminder, tool_choice
 from sandbox_tool.engines.fake import FakeEngine
 from sandbox_tool.errors import ExecutionError
 from sandbox_tool.tool import PythonTool, ToolOutcome
@@ -93,3 +95,121 @@ def test_first_success_policy() -> None:
     assert tool_choice("first-success", [failed, passed], last_turn=False) == "none"
     assert tool_choice("auto", [failed], last_turn=False) == "auto"
     assert tool_choice("auto", [], last_turn=True) == "none"
+
+
+WRITTEN_CALL = '{"name": "run_python", "arguments": "{\\"code\\": \\"print(1)\\"}"}'
+
+
+@pytest.mark.parametrize(
+    ("text", "written"),
+    [
+        pytest.param(WRITTEN_CALL, True, id="call-json"),
+        pytest.param('```json\n{"code": "print(1)"}\n```', True, id="fenced-arguments"),
+        pytest.param('<tool_call>\n{"name": "run_python", "arguments": {}}\n</tool_call>', True,
+                     id="tool-call-tags"),
+        pytest.param('{"name": "other_tool", "arguments": {}}', True, id="another-tools-call"),
+        pytest.param('{"region": "South", "mean": 130.5}', False, id="an-answer-as-json"),
+        pytest.param('South. I ran {"code": "x"} to find it.', False, id="answer-quoting-code"),
+        pytest.param("{not json", False, id="broken-json"),
+        pytest.param("South has the highest average price.", False, id="answer"),
+    ],
+)  # fmt: skip
+def test_a_call_written_as_text_is_told_from_an_answer(text: str, written: bool) -> None:
+    assert call_written_as_text(text, "run_python") is written
+
+
+def test_a_call_written_as_text_gets_one_reminder_then_the_answer_counts() -> None:
+    model = RecordingFakeModel(
+        messages=iter([call("ok", 1), AIMessage(content=WRITTEN_CALL), AIMessage("South")])
+    )
+    run = asyncio.run(
+        langchain_loop(model, make_tool(), "q?", csv_name="o.csv", policy="first-success")
+    )
+    assert run.answer == "South" and run.turns == 3 and run.reminders == 1
+    assert len(run.outcomes) == 1  # the written call did not run
+    reminded = model.seen[-1][-1]
+    assert isinstance(reminded, HumanMessage) and "written as text" in reminded.content
+    assert model.seen[-1][-2].content == WRITTEN_CALL  # the reply stays in the conversation
+    assert model.choices == ["run_python"]  # turns 2 and 3 are asked without the tool
+
+
+def test_a_second_call_written_as_text_is_the_answer() -> None:
+    replies = [call("ok", 1), AIMessage(WRITTEN_CALL), AIMessage(WRITTEN_CALL), AIMessage("x")]
+    model = RecordingFakeModel(messages=iter(replies))
+    run = asyncio.run(langchain_loop(model, make_tool(), "q?", csv_name="o.csv"))
+    assert run.answer == WRITTEN_CALL and run.reminders == 1 and run.turns == 3
+
+
+def test_no_reminder_on_the_last_turn() -> None:
+    model = RecordingFakeModel(messages=iter([call("ok", 1), AIMessage(WRITTEN_CALL)]))
+    run = asyncio.run(langchain_loop(model, make_tool(), "q?", csv_name="o.csv", max_turns=2))
+    assert run.answer == WRITTEN_CALL and run.reminders == 0 and run.turns == 2
+
+
+class FakeCompletions:
+    """``client.chat.completions`` / ``client.responses`` of an OpenAI client, from a script."""
+
+    def __init__(self, replies: list[dict[str, Any]], kind: Any) -> None:
+        self.replies, self.kind, self.sent = iter(replies), kind, []
+
+    async def create(self, **request: Any) -> Any:
+        self.sent.append(json.loads(json.dumps(request["messages" if "messages" in request
+                                                        else "input"])))  # fmt: skip
+        return self.kind.model_validate(next(self.replies))
+
+
+def _chat_reply(content: str = "", calls: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if calls:
+        message["tool_calls"] = calls
+    return {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": message}]}  # fmt: skip
+
+
+def _responses_reply(output: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"id": "r", "object": "response", "created_at": 0, "model": "m", "output": output,
+            "parallel_tool_calls": True, "tool_choice": "auto", "tools": []}  # fmt: skip
+
+
+def test_the_openai_loops_remind_the_same_way() -> None:
+    from openai.types.chat import ChatCompletion
+    from openai.types.responses import Response
+
+    from sandbox_tool.agents.openai_loop import chat_completions_loop, responses_loop
+
+    chat_call = {"id": "c1", "type": "function",
+                 "function": {"name": "run_python", "arguments": '{"code": "ok"}'}}  # fmt: skip
+    chat = FakeCompletions(
+        [_chat_reply(calls=[chat_call]), _chat_reply(WRITTEN_CALL), _chat_reply("South")],
+        ChatCompletion,
+    )
+    client: Any = type("Client", (), {})()
+    client.chat = type("Chat", (), {"completions": chat})()
+    run = asyncio.run(chat_completions_loop(client, make_tool(), "q?", csv_name="o.csv", model="m"))
+    assert run.answer == "South" and run.reminders == 1
+    assert chat.sent[-1][-2:] == [
+        {"role": "assistant", "content": WRITTEN_CALL},
+        {"role": "user", "content": reminder("auto")},
+    ]
+
+    def text(t: str) -> dict[str, Any]:
+        return {"type": "message", "id": "m", "role": "assistant", "status": "completed",
+                "content": [{"type": "output_text", "text": t, "annotations": []}]}  # fmt: skip
+
+    responses_call = {"type": "function_call", "call_id": "c1", "name": "run_python",
+                      "arguments": '{"code": "ok"}'}  # fmt: skip
+    api = FakeCompletions(
+        [
+            _responses_reply([responses_call]),
+            _responses_reply([text(WRITTEN_CALL)]),
+            _responses_reply([text("South")]),
+        ],
+        Response,
+    )
+    client.responses = api
+    run = asyncio.run(responses_loop(client, make_tool(), "q?", csv_name="o.csv", model="m"))
+    assert run.answer == "South" and run.reminders == 1
+    assert api.sent[-1][-2:] == [
+        {"role": "assistant", "content": WRITTEN_CALL},
+        {"role": "user", "content": reminder("auto")},
+    ]

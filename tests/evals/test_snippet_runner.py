@@ -93,3 +93,29 @@ def test_the_committed_suite_is_large_and_ids_are_unique() -> None:
     files = load_snippets()
     assert sum(len(f.snippets) for f in files) >= 80
     assert len({f.category for f in files}) == len(files)
+
+
+def test_an_engine_expecting_another_outcome_is_held_to_the_absent_facts_only() -> None:
+    from evals.snippet_suite import SnippetFile, judge
+
+    file = SnippetFile.model_validate(
+        {
+            "category": "host",
+            "snippets": [
+                {
+                    "id": "environ",
+                    "code": "open('/proc/1/environ').read()",
+                    "expect": "ExecutionError",
+                    "facts": ["The code failed."],
+                    "absent": ["SECRET"],
+                    "engines": {"gvisor": "ok"},
+                }
+            ],
+        }
+    )
+    snippet = file.snippets[0]
+    on_gvisor = judge(file, snippet, "gvisor", "ok", "The code ran successfully. SECRET", 0.1)
+    assert on_gvisor.outcome_correct and on_gvisor.facts_missing == ["not:SECRET"]
+    assert on_gvisor.facts_total == 1
+    elsewhere = judge(file, snippet, "process", "ExecutionError", "Something else", 0.1)
+    assert elsewhere.facts_missing == ["The code failed."] and elsewhere.facts_total == 2

@@ -51,7 +51,40 @@ CASES = [
     ),
     pytest.param(
         "AttributeError", "'Series' object has no attribute 'zzz'", "s.zzz()",
-        ["print(s.columns.tolist())"], ["did you mean"], id="attribute-nothing-close",
+        ["print([m for m in dir(s)", "one column"], ["did you mean", "columns"],
+        id="series-attribute-nothing-close",
+    ),
+    pytest.param(
+        "AttributeError", "'DataFrame' object has no attribute 'zzz'", "sales.zzz()",
+        ["print(sales.columns.tolist())"], ["did you mean"], id="attribute-nothing-close",
+    ),
+    pytest.param(
+        # a Series has no columns: a column name close to the method is no answer
+        "AttributeError", "'Series' object has no attribute 'strptime'",
+        "import pandas as pd\nd = pd.read_csv('sales.csv')['date']\nd.strptime('%Y')",
+        ["pd.to_datetime(d, format=...)"], ["column", "'date'"], id="series-strptime",
+    ),
+    pytest.param(
+        "AttributeError", "'Series' object has no attribute 'lower'", "sales['region'].lower()",
+        ["sales['region'].str.lower(...)"], [], id="series-text-method",
+    ),
+    pytest.param(
+        "AttributeError", "'Series' object has no attribute 'year'", "dates.year",
+        ["pd.to_datetime(dates).dt.year"], [], id="series-date-part",
+    ),
+    pytest.param(
+        "TypeError", "Cannot perform reduction 'mean' with string dtype", "df['units'].mean()",
+        ["pd.to_numeric(df['name'], errors='coerce')", "print(df.dtypes)"], [],
+        id="mean-of-a-text-column",
+    ),
+    pytest.param(
+        "TypeError", "dtype 'str' does not support operation 'mean'",
+        "df.groupby('region')['units'].mean()", ["holds text, not numbers"], [],
+        id="groupby-mean-of-a-text-column",
+    ),
+    pytest.param(
+        "TypeError", "unsupported operand type(s) for +: 'int' and 'str'", "1 + 'a'",
+        None, [], id="other-type-errors-get-no-hint",
     ),
     pytest.param(
         "AttributeError", "'list' object has no attribute 'mean'", "[1].mean()",
