@@ -55,19 +55,43 @@ def test_the_end_of_the_channel_is_none() -> None:
     assert asyncio.run(go()) is None
 
 
+def _stream_cell(
+    data: bytes, *, chunks: int = 1, limit: int = 100, before: bytes = b"", eof: bool = True
+) -> tuple[bool | None, bytes, list[bytes], frames.OutputBudget]:
+    """Feed ``data`` in ``chunks`` to an output stream reading one cell (``before``
+    arrives before the cell starts); what the cell read, what its tap saw, its budget."""
+    marker = MARKER
+
+    async def go() -> tuple[bool | None, bytes, list[bytes], frames.OutputBudget]:
+        stream = frames.OutputStream()
+        if before:
+            stream.data_received(before)
+        sink, seen, budget = bytearray(), [], frames.OutputBudget(limit)
+        done = stream.read_cell(marker, sink, budget, seen.append)
+        step = max(1, len(data) // chunks)
+        for i in range(0, len(data), step):
+            stream.data_received(data[i : i + step])
+        if eof:
+            stream.eof_received()
+        return (done.result() if done.done() else None), bytes(sink), seen, budget
+
+    return asyncio.run(go())
+
+
+MARKER = frames.new_marker()
+
+
 def test_output_is_cut_at_the_marker_even_when_it_is_split() -> None:
-    marker = frames.new_marker()
+    found, out, _, budget = _stream_cell(b"hello\n" + MARKER + b"late", chunks=7, eof=False)
+    assert found is True and out == b"hello\n"
+    assert budget.left == 100 - len(b"hello\n")
 
-    async def go() -> tuple[bool, bytes, int]:
-        sink, budget = bytearray(), frames.OutputBudget(100)
-        found = await frames.read_until_marker(
-            _reader(b"hello\n" + marker + b"late", chunks=7), marker, sink, budget
-        )
-        return found, bytes(sink), budget.left
 
-    found, out, left = asyncio.run(go())
-    assert found and out.startswith(b"hello\n") and marker not in out
-    assert left == 100 - len(b"hello\n")
+def test_output_before_the_cell_is_the_cells_and_the_end_of_the_stream_ends_it() -> None:
+    found, out, _, _ = _stream_cell(b"two\n", before=b"one\n")
+    assert found is False and out == b"one\ntwo\n"  # no marker: the worker died
+    found, out, _, _ = _stream_cell(b"", eof=False)
+    assert found is None and out == b""  # still waiting for its marker
 
 
 @pytest.mark.parametrize(
@@ -84,28 +108,44 @@ def test_only_a_possible_start_of_the_marker_is_held_back(chunk: bytes, released
 
 
 def test_the_tap_sees_what_the_sink_gets_as_it_gets_it() -> None:
-    marker = frames.new_marker()
-    seen: list[bytes] = []
-
-    async def go() -> bytes:
-        sink = bytearray()
-        await frames.read_until_marker(_reader(b"one\ntwo\n" + marker, chunks=5), marker, sink,
-                                       frames.OutputBudget(100), seen.append)  # fmt: skip
-        return bytes(sink)
-
-    sink = asyncio.run(go())
+    found, sink, seen, _ = _stream_cell(b"one\ntwo\n" + MARKER, chunks=11)
+    assert found is True and len(seen) > 1
     assert b"".join(seen) == sink == b"one\ntwo\n"
 
 
-def test_output_past_the_budget_floods() -> None:
-    marker = frames.new_marker()
+def test_output_past_the_budget_is_cut_and_resolves_the_flood() -> None:
+    async def go() -> tuple[bool, bool, bytes]:
+        flooded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        stream, sink = frames.OutputStream(), bytearray()
+        budget = frames.OutputBudget(100, flooded)
+        done = stream.read_cell(MARKER, sink, budget)
+        stream.data_received(b"x" * 200 + MARKER)
+        return flooded.done(), done.done(), bytes(sink)
 
-    async def go() -> None:
-        await frames.read_until_marker(_reader(b"x" * 200 + marker), marker, bytearray(),
-                                       frames.OutputBudget(100))  # fmt: skip
+    flooded, done, sink = asyncio.run(go())
+    assert flooded and done and sink == b"x" * 100
 
-    with pytest.raises(frames.OutputFlood):
-        asyncio.run(go())
+
+def test_output_between_cells_waits_with_reading_paused_past_its_limit() -> None:
+    class Transport(asyncio.ReadTransport):
+        paused = False
+
+        def pause_reading(self) -> None:
+            self.paused = True
+
+        def resume_reading(self) -> None:
+            self.paused = False
+
+    async def go() -> tuple[bool, bool, bytes]:
+        stream, transport = frames.OutputStream(held_limit=10), Transport()
+        stream.connection_made(transport)
+        stream.data_received(b"0123456789ab")  # a background thread printing between cells
+        paused = transport.paused
+        sink = bytearray()
+        stream.read_cell(MARKER, sink, frames.OutputBudget(100))
+        return paused, transport.paused, bytes(sink)
+
+    assert asyncio.run(go()) == (True, False, b"0123456789ab")
 
 
 def test_artifact_names_stay_unique_and_contents_must_match() -> None:

@@ -32,14 +32,13 @@ from typing import Any
 from sandbox_tool.engines.runners.frames import (
     ChannelError,
     OutputBudget,
-    OutputFlood,
+    OutputStream,
     read_frame,
     read_raw,
-    read_until_marker,
 )
 from sandbox_tool.engines.runners.pipes import RunnerPipes, close_quietly
 from sandbox_tool.engines.runners.proctree import HostTree, ProcessTree
-from sandbox_tool.engines.runners.treewatch import Overrun, watch_tree
+from sandbox_tool.engines.runners.treewatch import POLL_SECONDS, Overrun, watch_tree
 from sandbox_tool.runner.protocol import MAX_ARTIFACT_FILES
 from sandbox_tool.streaming import Tap
 
@@ -118,8 +117,8 @@ class RunnerChannel:
         self.pipes = pipes
         self.tree: ProcessTree = tree or HostTree(pid)
         self._transports: list[asyncio.BaseTransport] = []
-        self._stdout: asyncio.StreamReader | None = None
-        self._stderr: asyncio.StreamReader | None = None
+        self._stdout: OutputStream | None = None
+        self._stderr: OutputStream | None = None
         self._channel: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._control: asyncio.Future[bytes] | None = None
@@ -135,8 +134,8 @@ class RunnerChannel:
         control_fd = os.dup(pipes.control_r)
         own = [pipes.stdout_r, pipes.stderr_r, control_fd, pipes.request_w]
         try:
-            self._stdout = await self._reader(own.pop(0))
-            self._stderr = await self._reader(own.pop(0))
+            self._stdout = await self._output(own.pop(0))
+            self._stderr = await self._output(own.pop(0))
             control = await self._reader(own.pop(0))
             self._control = asyncio.ensure_future(_read_to_end(control, SMALL_FRAME))
             self._channel, self._writer = await asyncio.open_unix_connection(
@@ -159,6 +158,16 @@ class RunnerChannel:
         self._transports.append(transport)
         return reader
 
+    async def _output(self, fd: int) -> OutputStream:
+        """The runner's stdout or stderr on ``fd``, read in callbacks; the transport owns
+        the fd from now."""
+        loop = asyncio.get_running_loop()
+        transport, stream = await loop.connect_read_pipe(
+            OutputStream, os.fdopen(fd, "rb", buffering=0)
+        )
+        self._transports.append(transport)
+        return stream
+
     async def exchange(
         self,
         frames: bytes,
@@ -176,62 +185,63 @@ class RunnerChannel:
         the cell's output as it is read (within its budget; :mod:`sandbox_tool.streaming`)."""
         await self.open()
         assert self._writer is not None
+        loop = asyncio.get_running_loop()
         run = Exchange()
         started = time.perf_counter()
         out, err = bytearray(), bytearray()
-        budget = OutputBudget(cell.max_output_bytes if cell is not None else 0)
+        # one task per exchange: the streams are read in callbacks, the output budget and
+        # the tree's budgets resolve plain futures (a cell's overhead is mostly loop turns)
+        flooded: asyncio.Future[None] = loop.create_future()
+        budget = OutputBudget(cell.max_output_bytes if cell is not None else 0, flooded)
         self._writer.write(frames)
-        streams: asyncio.Future[Any] | None = None
+        streams: tuple[asyncio.Future[bool], ...] = ()
         if cell is not None:
             assert self._stdout is not None and self._stderr is not None
             tap_out = tap_err = None
             if on_output is not None:
                 tap_out = functools.partial(on_output, "stdout")
                 tap_err = functools.partial(on_output, "stderr")
-            streams = asyncio.gather(
-                read_until_marker(self._stdout, cell.marker, out, budget, tap_out),
-                read_until_marker(self._stderr, cell.marker, err, budget, tap_err),
+            streams = (
+                self._stdout.read_cell(cell.marker, out, budget, tap_out),
+                self._stderr.read_cell(cell.marker, err, budget, tap_err),
             )
         body = asyncio.ensure_future(self._answers(run, ready, cell, streams))
-        overflow = asyncio.ensure_future(budget.exceeded.wait())
-        cpu: asyncio.Future[Overrun] | None = None
-        if cell is not None and (cell.cpu_seconds > 0 or cell.memory_bytes > 0):
-            cpu = asyncio.ensure_future(
-                watch_tree(self.tree.usage, cell.cpu_seconds or float("inf"), cell.cpu_base,
-                           cell.memory_bytes)
-            )  # fmt: skip
-        tasks = [t for t in (body, overflow, streams, cpu) if t is not None]
+        watch = _TreeWatch.start(self.tree, cell) if cell is not None else None
         try:
-            waited: set[asyncio.Future[Any]] = {body, overflow}
-            if cpu is not None:
-                waited.add(cpu)
+            waited: set[asyncio.Future[Any]] = {body, flooded}
+            if watch is not None:
+                waited.add(watch.overrun)
             done, _ = await asyncio.wait(waited, timeout=timeout,
                                          return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
-            if cpu is not None and cpu in done and body not in done:
-                run.overrun = cpu.result()
-            elif body in done and not budget.exceeded.is_set():
+            if watch is not None and watch.overrun in done and body not in done:
+                run.overrun = watch.overrun.result()
+            elif body in done and not budget.exceeded:
                 try:
                     body.result()
                 except ChannelError as exc:
                     run.protocol_error = str(exc)
-                except OutputFlood:
-                    run.output_exceeded = True
             else:
-                run.output_exceeded = budget.exceeded.is_set()
+                run.output_exceeded = budget.exceeded
                 run.timed_out = not run.output_exceeded
             if run.cut_short:
                 await self.kill(stop_grace if not run.protocol_error else 0.0)
-                if streams is not None and not streams.done():
+                if streams and not all(s.done() for s in streams):
                     # what the code printed before the kill (its tree is dead: they end)
-                    await asyncio.wait({streams}, timeout=_DRAIN_SECONDS)
+                    await asyncio.wait(streams, timeout=_DRAIN_SECONDS)
         except BaseException:
             await asyncio.shield(self.kill())  # cancelled, or a bug: never leave it running
             raise
         finally:
-            for task in tasks:
-                task.cancel()
+            flooded.cancel()
+            for stream in (self._stdout, self._stderr):
+                if cell is not None and stream is not None:
+                    stream.abandon()
+            if watch is not None:
+                await watch.stop()
+            if not body.done():
+                body.cancel()
                 with contextlib.suppress(BaseException):
-                    await task
+                    await body
             run.stdout, run.stderr = bytes(out), bytes(err)
             run.duration_ms = (time.perf_counter() - started) * 1000
         return run
@@ -241,7 +251,7 @@ class RunnerChannel:
         run: Exchange,
         ready: bool,
         cell: CellLimits | None,
-        streams: asyncio.Future[Any] | None,
+        streams: tuple[asyncio.Future[bool], ...],
     ) -> None:
         """The frames the exchange calls for, then (for a cell) both streams at the cell's
         marker, or at their end: code that closed them, or a worker that died."""
@@ -252,8 +262,8 @@ class RunnerChannel:
             run.answer = await read_frame(self._channel, cell.max_frame)
             if run.answer is not None:
                 run.artifact_data = await self._artifact_data(run.answer, cell)
-        if streams is not None:
-            await streams
+        for stream in streams:
+            await stream
 
     async def _artifact_data(self, answer: dict[str, Any], cell: CellLimits) -> list[bytes]:
         """The raw frames that follow an answer, one per artifact it lists, each of the
@@ -319,6 +329,43 @@ class RunnerChannel:
         self._transports.clear()
         # a pipe transport closes its fd in a callback: let it run before the loop may end
         await asyncio.sleep(0)
+
+
+class _TreeWatch:
+    """The tree's CPU and memory budgets for one cell (:mod:`.treewatch`): nothing runs
+    for a cell shorter than one poll interval; after it, a task polls the tree.
+    :attr:`overrun` resolves with the budget the tree passed."""
+
+    def __init__(self, tree: ProcessTree, cell: CellLimits) -> None:
+        loop = asyncio.get_running_loop()
+        self.overrun: asyncio.Future[Overrun] = loop.create_future()
+        self._tree, self._cell = tree, cell
+        self._task: asyncio.Task[Overrun] | None = None
+        self._timer = loop.call_later(POLL_SECONDS, self._begin)
+
+    @classmethod
+    def start(cls, tree: ProcessTree, cell: CellLimits) -> _TreeWatch | None:
+        return cls(tree, cell) if cell.cpu_seconds > 0 or cell.memory_bytes > 0 else None
+
+    def _begin(self) -> None:
+        cell = self._cell
+        self._task = asyncio.ensure_future(
+            watch_tree(self._tree.usage, cell.cpu_seconds or float("inf"), cell.cpu_base,
+                       cell.memory_bytes, first_wait=0.0)
+        )  # fmt: skip
+        self._task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[Overrun]) -> None:
+        if not task.cancelled() and task.exception() is None and not self.overrun.done():
+            self.overrun.set_result(task.result())
+
+    async def stop(self) -> None:
+        self._timer.cancel()
+        self.overrun.cancel()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
 
 
 async def _read_to_end(reader: asyncio.StreamReader, limit: int) -> bytes:

@@ -22,11 +22,10 @@ __all__ = [
     "ChannelError",
     "MarkerCutter",
     "OutputBudget",
-    "OutputFlood",
+    "OutputStream",
     "new_marker",
     "read_frame",
     "read_raw",
-    "read_until_marker",
 ]
 
 _READ_CHUNK = 1 << 16
@@ -35,10 +34,6 @@ _READ_CHUNK = 1 << 16
 class ChannelError(Exception):
     """The runner's channel broke its protocol (a frame too large, not JSON, or not an
     answer): only the code running in the sandbox can cause that."""
-
-
-class OutputFlood(Exception):
-    """The code printed more than its output budget."""
 
 
 def new_marker() -> bytes:
@@ -130,11 +125,13 @@ class MarkerCutter:
 
 
 class OutputBudget:
-    """The bytes of output one cell may still print, shared by its stdout and stderr."""
+    """The bytes of output one cell may still print, shared by its stdout and stderr.
+    ``flooded`` (a future of the exchange) is resolved when the cell prints past it."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, flooded: asyncio.Future[None] | None = None) -> None:
         self.left = limit
-        self.exceeded = asyncio.Event()
+        self.exceeded = False
+        self._flooded = flooded
 
     def take(self, chunk: bytes) -> bytes:
         """The part of ``chunk`` within the budget; past it, :attr:`exceeded` is set."""
@@ -143,32 +140,117 @@ class OutputBudget:
             return chunk
         kept = chunk[: max(self.left, 0)]
         self.left = 0
-        self.exceeded.set()
+        self.exceeded = True
+        if self._flooded is not None and not self._flooded.done():
+            self._flooded.set_result(None)
         return kept
 
 
-async def read_until_marker(
-    reader: asyncio.StreamReader,
-    marker: bytes,
-    sink: bytearray,
-    budget: OutputBudget,
-    tap: Callable[[bytes], None] | None = None,
-) -> bool:
-    """Append ``reader``'s data to ``sink`` up to ``marker`` (dropped), within ``budget``;
-    True if the marker came, False at the end of the stream. Past the budget the output is
-    cut at the limit and :class:`OutputFlood` is raised. ``tap`` (streaming) sees each
-    piece ``sink`` gets, as it gets it."""
-    cutter = MarkerCutter(marker)
-    while not cutter.found:
-        chunk = await reader.read(_READ_CHUNK)
-        out = cutter.feed(chunk) if chunk else cutter.flush()
-        if out:
-            kept = budget.take(out)
-            sink += kept
-            if tap is not None and kept:
-                tap(kept)
-            if budget.exceeded.is_set():
-                raise OutputFlood
-        if not chunk:
-            return False
-    return True
+class _CellOutput:
+    """One cell's reading of one stream: output up to the marker into ``sink``, within
+    the budget, seen by ``tap``; ``done`` says whether the marker came (False: the stream
+    ended first). Past the budget the output is cut and ``done`` resolves."""
+
+    def __init__(
+        self,
+        marker: bytes,
+        sink: bytearray,
+        budget: OutputBudget,
+        tap: Callable[[bytes], None] | None,
+        done: asyncio.Future[bool],
+    ) -> None:
+        self.cutter = MarkerCutter(marker)
+        self.sink, self.budget, self.tap, self.done = sink, budget, tap, done
+
+    def feed(self, chunk: bytes) -> None:
+        self._keep(self.cutter.feed(chunk))
+        if self.cutter.found:
+            self._finish(True)
+
+    def end(self) -> None:
+        self._keep(self.cutter.flush())
+        self._finish(False)
+
+    def _keep(self, out: bytes) -> None:
+        if not out or self.budget.exceeded:
+            return
+        kept = self.budget.take(out)
+        self.sink += kept
+        if self.tap is not None and kept:
+            self.tap(kept)
+        if self.budget.exceeded:
+            self._finish(False)
+
+    def _finish(self, found: bool) -> None:
+        if not self.done.done():
+            self.done.set_result(found)
+
+
+class OutputStream(asyncio.Protocol):
+    """The host's end of a runner's stdout or stderr, read in the loop's callbacks (no
+    task per cell): :meth:`read_cell` starts a cell's reading and returns its future.
+    What arrives between cells waits for the next one (reading pauses past
+    ``held_limit`` bytes); what follows a cell's marker in the same read is dropped."""
+
+    def __init__(self, held_limit: int = 4 * _READ_CHUNK) -> None:
+        self._held = bytearray()
+        self._held_limit = held_limit
+        self._cell: _CellOutput | None = None
+        self._transport: asyncio.ReadTransport | None = None
+        self._paused = False
+        self.ended = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.ReadTransport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        cell = self._cell
+        if cell is None:
+            self._held += data
+            if len(self._held) > self._held_limit and self._transport is not None:
+                self._transport.pause_reading()
+                self._paused = True
+            return
+        cell.feed(data)
+        if cell.done.done():
+            self._cell = None
+
+    def eof_received(self) -> bool | None:
+        self._end()
+        return None  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end()
+
+    def _end(self) -> None:
+        self.ended = True
+        if self._cell is not None:
+            self._cell.end()
+            self._cell = None
+
+    def read_cell(
+        self,
+        marker: bytes,
+        sink: bytearray,
+        budget: OutputBudget,
+        tap: Callable[[bytes], None] | None = None,
+    ) -> asyncio.Future[bool]:
+        """Read the next cell's output: resolves True at ``marker``, False when the
+        stream ends first or the budget is passed."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        cell = self._cell = _CellOutput(marker, sink, budget, tap, done)
+        if self._held:
+            held, self._held = bytes(self._held), bytearray()
+            self.data_received(held)
+        if self._paused and self._transport is not None:
+            self._paused = False
+            self._transport.resume_reading()
+        if self.ended and not done.done():
+            cell.end()
+            self._cell = None
+        return done
+
+    def abandon(self) -> None:
+        """Stop the current cell's reading (its exchange is over)."""
+        self._cell = None

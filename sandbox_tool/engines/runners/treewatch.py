@@ -98,13 +98,20 @@ def tree_usage(pid: int) -> TreeUsage:
 
 
 async def watch_tree(
-    usage: Callable[[], TreeUsage], cpu_seconds: float, cpu_base: float, memory_bytes: int
+    usage: Callable[[], TreeUsage],
+    cpu_seconds: float,
+    cpu_base: float,
+    memory_bytes: int,
+    first_wait: float = POLL_SECONDS,
 ) -> Overrun:
     """Return once the tree (``usage()`` measures it, blocking) has used more than
     ``cpu_seconds`` beyond ``cpu_base`` (what it had used before the cell), or holds more
-    than ``memory_bytes`` (0: no memory budget); runs until cancelled otherwise."""
+    than ``memory_bytes`` (0: no memory budget); runs until cancelled otherwise. The
+    first poll is ``first_wait`` seconds from now, the next ones every poll interval."""
+    wait = first_wait
     while True:
-        await asyncio.sleep(POLL_SECONDS)
+        await asyncio.sleep(wait)
+        wait = POLL_SECONDS
         now = await asyncio.to_thread(usage)
         if now.cpu_seconds - cpu_base > cpu_seconds:
             return Overrun("cpu", now.cpu_seconds - cpu_base)
