@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sandbox_tool import EngineError, ExecutionOptions, ImportPolicy, PythonSandbox
 from sandbox_tool.engines.native import NativeEngine
 from sandbox_tool.engines.runners import answers, frames
+from sandbox_tool.engines.runners.driver import CellLimits, Exchange, RunnerChannel
+from sandbox_tool.engines.runners.pipes import RunnerPipes
+from sandbox_tool.engines.runners.treewatch import TreeUsage
 from sandbox_tool.runner.framing import encode_frame
 from sandbox_tool.runner.protocol import MAX_ARTIFACT_FILES
 
@@ -294,3 +300,82 @@ def test_a_huge_error_message_is_cut_not_refused(tmp_path: Path, code: str) -> N
     assert not isinstance(error, EngineError), error
     assert "characters cut" in str(error)
     assert len(str(error)) < 1 << 20
+
+
+class FakeTree:
+    """A runner's process tree as the driver sees it: killing it closes the runner's ends
+    of the pipes (its processes are gone); ``usage`` is scripted."""
+
+    def __init__(self, pipes: RunnerPipes, usage: Callable[[], TreeUsage]) -> None:
+        self.pipes, self._usage, self.killed = pipes, usage, False
+
+    def kill(self, wait: float = 0.0) -> None:
+        self.killed = True
+        self.pipes.close_runner_ends()
+
+    def terminate(self) -> None: ...
+
+    def end(self) -> None: ...
+
+    def alive(self) -> bool:
+        return not self.killed
+
+    def usage(self) -> TreeUsage:
+        return self._usage()
+
+
+CELL = CellLimits(marker=MARKER, max_output_bytes=1000, max_frame=1 << 20,
+                  max_artifact_bytes=1000, cpu_seconds=1.0)  # fmt: skip
+
+
+async def _exchange(
+    usage: Callable[[], TreeUsage], write: bytes = b"", on_output: Any = None
+) -> tuple[Exchange | BaseException, bool]:
+    """One cell on a runner that prints ``write`` and never answers."""
+    pipes = RunnerPipes.create()
+    tree = FakeTree(pipes, usage)
+    channel = RunnerChannel(0, pipes, tree)
+    try:
+        if write:
+            os.write(pipes.stdout_w, write)
+        try:
+            result: Exchange | BaseException = await channel.exchange(
+                b"", ready=False, cell=CELL, timeout=2.0, on_output=on_output
+            )
+        except Exception as exc:  # noqa: BLE001  # what the exchange raised is the result
+            result = exc
+        return result, tree.killed
+    finally:
+        await channel.close()
+        pipes.close_all()
+
+
+def test_a_tree_that_cannot_be_measured_fails_the_exchange_and_kills_it() -> None:
+    def usage() -> TreeUsage:
+        raise OSError("no such process tree")
+
+    result, killed = asyncio.run(_exchange(usage))
+    assert isinstance(result, OSError) and killed
+
+
+def test_the_tree_passing_its_cpu_budget_is_an_overrun() -> None:
+    result, killed = asyncio.run(_exchange(lambda: TreeUsage(cpu_seconds=5.0, memory_bytes=0)))
+    assert isinstance(result, Exchange) and killed
+    assert result.overrun is not None and result.overrun.kind == "cpu"
+    assert not result.timed_out
+
+
+def test_a_streaming_callback_that_raises_fails_the_exchange_and_kills_it() -> None:
+    def tap(stream: str, data: bytes) -> None:
+        raise RuntimeError("the callback's bug")
+
+    result, killed = asyncio.run(_exchange(lambda: TreeUsage(0.0, 0), b"printed\n", tap))
+    assert isinstance(result, RuntimeError) and killed
+
+
+def test_a_flood_is_cut_at_the_budget_without_waiting_for_the_streams() -> None:
+    started = time.perf_counter()
+    result, killed = asyncio.run(_exchange(lambda: TreeUsage(0.0, 0), b"x" * 5000))
+    assert isinstance(result, Exchange) and killed and result.output_exceeded
+    assert result.stdout == b"x" * 1000
+    assert time.perf_counter() - started < 1.5  # the drain after a kill is for a timeout

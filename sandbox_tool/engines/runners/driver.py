@@ -195,24 +195,29 @@ class RunnerChannel:
         budget = OutputBudget(cell.max_output_bytes if cell is not None else 0, flooded)
         self._writer.write(frames)
         streams: tuple[asyncio.Future[bool], ...] = ()
-        if cell is not None:
-            assert self._stdout is not None and self._stderr is not None
-            tap_out = tap_err = None
-            if on_output is not None:
-                tap_out = functools.partial(on_output, "stdout")
-                tap_err = functools.partial(on_output, "stderr")
-            streams = (
-                self._stdout.read_cell(cell.marker, out, budget, tap_out),
-                self._stderr.read_cell(cell.marker, err, budget, tap_err),
-            )
-        body = asyncio.ensure_future(self._answers(run, ready, cell, streams))
-        watch = _TreeWatch.start(self.tree, cell) if cell is not None else None
+        body: asyncio.Future[None] | None = None
+        watch: _TreeWatch | None = None
         try:
+            if cell is not None:
+                assert self._stdout is not None and self._stderr is not None
+                tap_out = tap_err = None
+                if on_output is not None:
+                    tap_out = functools.partial(on_output, "stdout")
+                    tap_err = functools.partial(on_output, "stderr")
+                streams = (
+                    self._stdout.read_cell(cell.marker, out, budget, tap_out),
+                    self._stderr.read_cell(cell.marker, err, budget, tap_err),
+                )
+                watch = _TreeWatch.start(self.tree, cell)
+            body = asyncio.ensure_future(self._answers(run, ready, cell, streams))
             waited: set[asyncio.Future[Any]] = {body, flooded}
             if watch is not None:
                 waited.add(watch.overrun)
             done, _ = await asyncio.wait(waited, timeout=timeout,
                                          return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            failed = flooded.exception() if flooded in done else None
+            if failed is not None:
+                raise failed  # the streaming callback's error
             if watch is not None and watch.overrun in done and body not in done:
                 run.overrun = watch.overrun.result()
             elif body in done and not budget.exceeded:
@@ -225,21 +230,26 @@ class RunnerChannel:
                 run.timed_out = not run.output_exceeded
             if run.cut_short:
                 await self.kill(stop_grace if not run.protocol_error else 0.0)
-                if streams and not all(s.done() for s in streams):
+                if not budget.exceeded and not all(s.done() for s in streams):
                     # what the code printed before the kill (its tree is dead: they end)
                     await asyncio.wait(streams, timeout=_DRAIN_SECONDS)
         except BaseException:
             await asyncio.shield(self.kill())  # cancelled, or a bug: never leave it running
             raise
         finally:
+            if flooded.done():
+                flooded.exception()  # seen, raised or not
             flooded.cancel()
+            for reading in streams:  # cancelled with the body, or done
+                if reading.done() and not reading.cancelled():
+                    reading.exception()
             for stream in (self._stdout, self._stderr):
                 if cell is not None and stream is not None:
                     stream.abandon()
             if watch is not None:
                 await watch.stop()
-            if not body.done():
-                body.cancel()
+            if body is not None:
+                body.cancel()  # done or not, its exception is retrieved here
                 with contextlib.suppress(BaseException):
                     await body
             run.stdout, run.stderr = bytes(out), bytes(err)
@@ -356,11 +366,18 @@ class _TreeWatch:
         self._task.add_done_callback(self._ended)
 
     def _ended(self, task: asyncio.Task[Overrun]) -> None:
-        if not task.cancelled() and task.exception() is None and not self.overrun.done():
+        if task.cancelled() or self.overrun.done():
+            return
+        error = task.exception()
+        if error is not None:  # the tree could not be measured: the exchange fails safe
+            self.overrun.set_exception(error)
+        else:
             self.overrun.set_result(task.result())
 
     async def stop(self) -> None:
         self._timer.cancel()
+        if self.overrun.done() and not self.overrun.cancelled():
+            self.overrun.exception()  # seen, whether the exchange used it or not
         self.overrun.cancel()
         if self._task is not None and not self._task.done():
             self._task.cancel()

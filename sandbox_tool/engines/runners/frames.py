@@ -126,7 +126,8 @@ class MarkerCutter:
 
 class OutputBudget:
     """The bytes of output one cell may still print, shared by its stdout and stderr.
-    ``flooded`` (a future of the exchange) is resolved when the cell prints past it."""
+    ``flooded`` (a future of the exchange) is resolved when the cell prints past it, and
+    holds the exception of a streaming callback that failed (:meth:`fail`)."""
 
     def __init__(self, limit: int, flooded: asyncio.Future[None] | None = None) -> None:
         self.left = limit
@@ -145,11 +146,17 @@ class OutputBudget:
             self._flooded.set_result(None)
         return kept
 
+    def fail(self, error: Exception) -> None:
+        """The cell's output could not be delivered (its streaming callback raised)."""
+        if self._flooded is not None and not self._flooded.done():
+            self._flooded.set_exception(error)
+
 
 class _CellOutput:
     """One cell's reading of one stream: output up to the marker into ``sink``, within
     the budget, seen by ``tap``; ``done`` says whether the marker came (False: the stream
-    ended first). Past the budget the output is cut and ``done`` resolves."""
+    ended first). Past the budget the output is cut and ``done`` resolves; an exception
+    of ``tap`` goes to the budget's future (:meth:`OutputBudget.fail`)."""
 
     def __init__(
         self,
@@ -177,7 +184,12 @@ class _CellOutput:
         kept = self.budget.take(out)
         self.sink += kept
         if self.tap is not None and kept:
-            self.tap(kept)
+            try:
+                self.tap(kept)
+            except Exception as exc:  # noqa: BLE001  # a streaming callback's bug: raised by the exchange
+                self.budget.fail(exc)
+                self._finish(False)
+                return
         if self.budget.exceeded:
             self._finish(False)
 
