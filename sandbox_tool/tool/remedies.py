@@ -321,7 +321,12 @@ def exception_hint(
     modules the code may import, for a name used without its import.
     """
     if exception == "SyntaxError" and "'return' outside function" in message:
-        returned = re.search(r"(?:^|;)\s*return\s+([^;]+?)\s*$", line or "")
+        returned = re.search(r"(?:^|;)\s*return\s+([^;]+?)[\s;]*$", line or "")
+        if returned and returned.group(1) == "result":
+            return (
+                "the code runs as a script, not a function: delete `return result`; the "
+                "value of `result` comes back by itself"
+            )
         if returned:
             value = returned.group(1)
             return (

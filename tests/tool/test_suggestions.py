@@ -73,6 +73,14 @@ CASES = [
         ["pd.to_datetime(dates).dt.year"], [], id="series-date-part",
     ),
     pytest.param(
+        "SyntaxError", "'return' outside function", "df = 1; total = df * 2; return total;",
+        ["instead of `return total`, write `result = total`"], [], id="return-with-semicolon",
+    ),
+    pytest.param(
+        "SyntaxError", "'return' outside function", "result = {'a': 1}; return result",
+        ["delete `return result`"], ["result = result"], id="return-result",
+    ),
+    pytest.param(
         "TypeError", "Cannot perform reduction 'mean' with string dtype", "df['units'].mean()",
         ["pd.to_numeric(df['name'], errors='coerce')", "print(df.dtypes)"], [],
         id="mean-of-a-text-column",
