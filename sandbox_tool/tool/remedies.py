@@ -184,13 +184,34 @@ def _column_hint(
     return "; ".join(parts)
 
 
-def _key_hint(message: str, columns: Mapping[str, Sequence[str]], source: str | None) -> str:
+def _corrected_line(line: str | None, missing: Sequence[str], known: set[str]) -> str | None:
+    """The failing line with its one unknown column replaced by the only close name, when
+    the line spells it as a string: the fix itself, which small models take best."""
+    if not line or len(missing) != 1:
+        return None
+    key = missing[0]
+    close = closest(key, known, n=1)
+    if not close or key in known:
+        return None
+    for quote in ("'", '"'):
+        spelt = f"{quote}{key}{quote}"
+        if spelt in line:
+            fixed = line.strip().replace(spelt, f"{quote}{close[0]}{quote}")
+            return f"the failing line with {close[0]!r} reads: {fixed}"
+    return None
+
+
+def _key_hint(
+    message: str, columns: Mapping[str, Sequence[str]], source: str | None, line: str | None
+) -> str:
     missing = missing_keys(message)
     # a key of a table or dict the code built itself: its name is among the code's strings
     literals = string_literals(source or "")
     hint = _column_hint(missing, columns, literals)
     if hint:
-        return hint
+        known = {name for names in columns.values() for name in names}
+        fixed = _corrected_line(line, missing, known)
+        return f"{hint}; {fixed}" if fixed else hint
     guesses = [
         f"{key!r}{_did_you_mean(close)}" for key in missing if (close := closest(key, literals))
     ]
@@ -353,5 +374,5 @@ def exception_hint(
     if exception == "FileNotFoundError":
         return f"the input files are in the working directory: {_files_text(files)}"
     if exception == "KeyError":
-        return _key_hint(message, columns or {}, source)
+        return _key_hint(message, columns or {}, source, line)
     return None

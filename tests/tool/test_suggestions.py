@@ -106,8 +106,20 @@ CASES = [
     ),
     pytest.param(
         "KeyError", "'unit_prise'", "df['unit_prise']",
-        ["did you mean 'unit_price'", "the columns of 'sales.csv' are"], [],
+        ["did you mean 'unit_price'", "the columns of 'sales.csv' are",
+         "tolist()); the failing line with 'unit_price' reads: df['unit_price']"], [],
         id="key-of-an-input-file",
+    ),
+    pytest.param(
+        "KeyError", "'price'",
+        "import pandas as pd\ndf = pd.read_csv('sales.csv'); print(df[df[\"price\"] > 1].region)",
+        ["the failing line with 'unit_price' reads: df = pd.read_csv('sales.csv'); "
+         "print(df[df[\"unit_price\"] > 1].region)"], [],
+        id="key-corrected-in-the-failing-line",
+    ),
+    pytest.param(
+        "KeyError", "'zzz'", "df['zzz']", ["'zzz' is not a column"], ["the failing line"],
+        id="no-close-column-no-corrected-line",
     ),
 ]  # fmt: skip
 
