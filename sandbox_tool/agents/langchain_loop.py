@@ -89,10 +89,10 @@ class LangChainConversation:
     def requested(self, call: ToolCall) -> tuple[str, str | dict[str, Any] | None]:
         return call["name"], call["args"]
 
-    def remind(self, turn: Turn[ToolCall], message: str) -> None:
+    def tell(self, message: str) -> None:
         from langchain_core.messages import HumanMessage
 
-        self.history.append(HumanMessage(content=message))  # ask() kept the reply
+        self.history.append(HumanMessage(content=message))
 
     async def answer_turn(self, turn: Turn[ToolCall]) -> list[ToolOutcome]:
         replies = await self.lc_tool.ainvoke_turn(turn.calls)

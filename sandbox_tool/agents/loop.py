@@ -6,12 +6,14 @@ run; otherwise all its calls are answered at once (:meth:`Conversation.answer_tu
 the tool layer's one call for a turn, which puts the replies where the API wants them,
 e.g. every plot after the group of Chat Completions tool messages), and each is
 recorded as a :class:`~sandbox_tool.agents.run.ToolCall`. The turn limit ends the run;
-its last turn is asked without the tool, to answer.
+its last turn is asked without the tool, to answer. The first time the loop asks
+without the tool after offering it, it tells the model so (:data:`ANSWER_NOW`).
 
 A reply that is a tool call written as text (small open models write the JSON of a call
 when the tool is left out, or when their server does not parse their call format) is
 not taken as the answer: nothing ran, and the model is told so and asked again once
 (:data:`MAX_REMINDERS`; each costs a turn). The run counts them (``AgentRun.reminders``).
+Every reply stays in the conversation, the final answer too.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sandbox_tool.tool import PythonTool, ToolOutcome
 from sandbox_tool.tool.spec import ArgumentsError, parse_arguments
 
 __all__ = [
+    "ANSWER_NOW",
     "MAX_REMINDERS",
     "Conversation",
     "ToolChoice",
@@ -95,9 +98,9 @@ class Conversation(Protocol[CallT]):
         the tool's outcome of each, in call order."""
         ...
 
-    def remind(self, turn: Turn[CallT], message: str) -> None:
-        """Keep ``turn`` (a reply without calls) in the conversation and add ``message``
-        after it as the user's."""
+    def tell(self, message: str) -> None:
+        """Add ``message`` to the conversation as the user's (after the model's last
+        reply, which :meth:`ask` kept)."""
         ...
 
 
@@ -118,6 +121,14 @@ def call_written_as_text(text: str, tool_name: str) -> bool:
     if not isinstance(value, dict):
         return False
     return value.get("name") == tool_name or "arguments" in value or "code" in value
+
+
+ANSWER_NOW = (
+    "The tool is not available for this turn: answer the question now, in words, from "
+    "the results above."
+)
+"""Told to the model when the loop first asks it without the tool after offering it
+(the turn limit is near, or, under ``first-success``, a call worked)."""
 
 
 def reminder(choice: ToolChoice) -> str:
@@ -142,9 +153,14 @@ async def run_turns(
 ) -> AgentRun:
     """Run the loop until the model answers or ``max_turns`` model calls were made."""
     run = AgentRun()
+    offered = told = False
     while run.turns < max_turns:
         run.turns += 1
         choice = tool_choice(policy, run.outcomes, last_turn=run.turns == max_turns)
+        if choice == "none" and offered and not told:
+            conversation.tell(ANSWER_NOW)  # the tool goes away: say so, and what to do
+            told = True
+        offered |= choice != "none"
         turn = await conversation.ask(choice)
         if not turn.calls:
             if (
@@ -153,7 +169,7 @@ async def run_turns(
                 and call_written_as_text(turn.text, conversation.tool.name)
             ):
                 run.reminders += 1
-                conversation.remind(turn, reminder(choice))
+                conversation.tell(reminder(choice))
                 continue
             run.answer = turn.text
             return run

@@ -80,12 +80,9 @@ class _OpenAIConversation(abc.ABC):
         self.images_sent |= self.tool.images and any(o.images for o in reply.outcomes)
         return reply.outcomes
 
-    def remind(self, turn: Turn[Any], message: str) -> None:
-        # the same two messages in both APIs (Responses takes role messages as input)
-        self.history += [
-            {"role": "assistant", "content": turn.text},
-            {"role": "user", "content": message},
-        ]
+    def tell(self, message: str) -> None:
+        # the same message in both APIs (Responses takes role messages as input)
+        self.history.append({"role": "user", "content": message})
 
     async def _create(self, create: Any, **request: Any) -> Any:
         """One model call; a refusal of the plots it was sent says how to stop sending them."""
@@ -149,15 +146,11 @@ class ChatCompletionsConversation(_OpenAIConversation):
         )
         message = response.choices[0].message
         calls = message.tool_calls or []
+        # content "" rather than null: some servers reject a null content
+        reply: dict[str, Any] = {"role": "assistant", "content": message.content or ""}
         if calls:
-            # content "" rather than null: some servers reject a null content
-            self.history.append(
-                {
-                    "role": "assistant",
-                    "content": message.content or "",
-                    "tool_calls": [call.model_dump() for call in calls],
-                }
-            )
+            reply["tool_calls"] = [call.model_dump() for call in calls]
+        self.history.append(reply)
         return Turn(message.content or "", calls)
 
     def requested(
@@ -195,6 +188,8 @@ class ResponsesConversation(_OpenAIConversation):
             **self._tools(choice),
         )
         calls = [item for item in response.output if item.type == "function_call"]
+        if not calls:  # the calls go in with their outputs (_add_replies)
+            self.history.append({"role": "assistant", "content": response.output_text})
         return Turn(response.output_text, calls)
 
     def requested(self, call: ResponseFunctionToolCall) -> tuple[str, str | dict[str, Any] | None]:

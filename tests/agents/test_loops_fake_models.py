@@ -16,7 +16,7 @@ from pydantic import Field
 
 from sandbox_tool import Artifact, ExecutionResult, PythonSandbox
 from sandbox_tool.agents.langchain_loop import langchain_loop
-from sandbox_tool.agents.loop import call_written_as_text, reminder, tool_choice
+from sandbox_tool.agents.loop import ANSWER_NOW, call_written_as_text, reminder, tool_choice
 from sandbox_tool.engines.fake import FakeEngine
 from sandbox_tool.errors import ExecutionError
 from sandbox_tool.tool import PythonTool, ToolOutcome
@@ -175,7 +175,8 @@ def test_the_openai_loops_remind_the_same_way() -> None:
     from openai.types.chat import ChatCompletion
     from openai.types.responses import Response
 
-    from sandbox_tool.agents.openai_loop import chat_completions_loop, responses_loop
+    from sandbox_tool.agents.loop import run_turns
+    from sandbox_tool.agents.openai_loop import ChatCompletionsConversation, responses_loop
 
     chat_call = {"id": "c1", "type": "function",
                  "function": {"name": "run_python", "arguments": '{"code": "ok"}'}}  # fmt: skip
@@ -185,8 +186,12 @@ def test_the_openai_loops_remind_the_same_way() -> None:
     )
     client: Any = type("Client", (), {})()
     client.chat = type("Chat", (), {"completions": chat})()
-    run = asyncio.run(chat_completions_loop(client, make_tool(), "q?", csv_name="o.csv", model="m"))
+    conversation = ChatCompletionsConversation(
+        client, make_tool(), "q?", instructions="i", model="m"
+    )
+    run = asyncio.run(run_turns(conversation, max_turns=6))
     assert run.answer == "South" and run.reminders == 1
+    assert conversation.history[-1] == {"role": "assistant", "content": "South"}
     assert chat.sent[-1][-2:] == [
         {"role": "assistant", "content": WRITTEN_CALL},
         {"role": "user", "content": reminder("auto")},
@@ -213,3 +218,26 @@ def test_the_openai_loops_remind_the_same_way() -> None:
         {"role": "assistant", "content": WRITTEN_CALL},
         {"role": "user", "content": reminder("auto")},
     ]
+
+
+def test_the_model_is_told_once_when_the_tool_is_withdrawn() -> None:
+    model = RecordingFakeModel(
+        messages=iter([call("ok", 1), AIMessage(WRITTEN_CALL), AIMessage("South")])
+    )
+    run = asyncio.run(
+        langchain_loop(model, make_tool(), "q?", csv_name="o.csv", policy="first-success")
+    )
+    assert run.answer == "South"
+    told = [m.content for m in model.seen[-1] if isinstance(m, HumanMessage)]
+    assert told.count(ANSWER_NOW) == 1  # before turn 2, not again before turn 3
+    assert model.seen[1][-1].content == ANSWER_NOW  # right before the first turn without it
+
+
+def test_the_turn_limit_tells_the_model_to_answer_and_one_turn_tells_nothing() -> None:
+    model = RecordingFakeModel(messages=iter([call("boom", 1), AIMessage("North")]))
+    asyncio.run(langchain_loop(model, make_tool(), "q?", csv_name="o.csv", max_turns=2))
+    assert model.seen[-1][-1].content == ANSWER_NOW
+    model = RecordingFakeModel(messages=iter([AIMessage("North")]))
+    run = asyncio.run(langchain_loop(model, make_tool(), "q?", csv_name="o.csv", max_turns=1))
+    assert run.answer == "North"
+    assert [m.content for m in model.seen[0]][-1] == "q?"  # the tool was never offered
