@@ -50,6 +50,7 @@ class LangChainConversation:
         )
 
         self.model = model
+        self.question = question
         self.python_tool = tool
         # this loop can send plots after a turn where tool results take text only
         route: ImageRoute = "tool_message" if images_in_tool_results(model) else "after_turn"

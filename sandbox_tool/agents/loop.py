@@ -7,7 +7,8 @@ the tool layer's one call for a turn, which puts the replies where the API wants
 e.g. every plot after the group of Chat Completions tool messages), and each is
 recorded as a :class:`~sandbox_tool.agents.run.ToolCall`. The turn limit ends the run;
 its last turn is asked without the tool, to answer. The first time the loop asks
-without the tool after offering it, it tells the model so (:data:`ANSWER_NOW`).
+without the tool after offering it, it tells the model so and restates the question
+(:func:`answer_now`).
 
 A reply that is a tool call written as text (small open models write the JSON of a call
 when the tool is left out, or when their server does not parse their call format) is
@@ -29,12 +30,12 @@ from sandbox_tool.tool import PythonTool, ToolOutcome
 from sandbox_tool.tool.spec import ArgumentsError, parse_arguments
 
 __all__ = [
-    "ANSWER_NOW",
     "MAX_REMINDERS",
     "Conversation",
     "ToolChoice",
     "ToolChoicePolicy",
     "Turn",
+    "answer_now",
     "call_written_as_text",
     "refused_images",
     "reminder",
@@ -84,6 +85,11 @@ class Conversation(Protocol[CallT]):
         """The tool the calls run on."""
         ...
 
+    @property
+    def question(self) -> str:
+        """The user's question the conversation opened with."""
+        ...
+
     async def ask(self, choice: ToolChoice) -> Turn[CallT]:
         """Send the conversation with this tool choice (``"none"``: without the tool) and
         add the model's reply to it."""
@@ -123,12 +129,15 @@ def call_written_as_text(text: str, tool_name: str) -> bool:
     return value.get("name") == tool_name or "arguments" in value or "code" in value
 
 
-ANSWER_NOW = (
-    "The tool is not available for this turn: answer the question now, in words, from "
-    "the results above."
-)
-"""Told to the model when the loop first asks it without the tool after offering it
-(the turn limit is near, or, under ``first-success``, a call worked)."""
+def answer_now(question: str) -> str:
+    """Told to the model when the loop first asks it without the tool after offering it
+    (the turn limit is near, or, under ``first-success``, a call worked). It restates the
+    question: asked only to "answer the question", a small model repeats the last message
+    it read (Qwen2.5-Coder-0.5B: 1 answer in 3 samples, against 3 in 3 with the question)."""
+    return (
+        "The tool is not available for this turn. Answer this question now, in words, from "
+        f"the results above: {question}"
+    )
 
 
 def reminder(choice: ToolChoice) -> str:
@@ -158,7 +167,7 @@ async def run_turns(
         run.turns += 1
         choice = tool_choice(policy, run.outcomes, last_turn=run.turns == max_turns)
         if choice == "none" and offered and not told:
-            conversation.tell(ANSWER_NOW)  # the tool goes away: say so, and what to do
+            conversation.tell(answer_now(conversation.question))  # the tool goes away
             told = True
         offered |= choice != "none"
         turn = await conversation.ask(choice)

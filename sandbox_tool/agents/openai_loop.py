@@ -62,6 +62,7 @@ class _OpenAIConversation(abc.ABC):
         temperature: float | None = 0,
     ) -> None:
         self.client = client
+        self.question = question
         self.functions = OpenAIFunctions(tool)
         self.instructions = instructions
         self.model = model

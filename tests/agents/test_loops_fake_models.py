@@ -16,7 +16,7 @@ from pydantic import Field
 
 from sandbox_tool import Artifact, ExecutionResult, PythonSandbox
 from sandbox_tool.agents.langchain_loop import langchain_loop
-from sandbox_tool.agents.loop import ANSWER_NOW, call_written_as_text, reminder, tool_choice
+from sandbox_tool.agents.loop import answer_now, call_written_as_text, reminder, tool_choice
 from sandbox_tool.engines.fake import FakeEngine
 from sandbox_tool.errors import ExecutionError
 from sandbox_tool.tool import PythonTool, ToolOutcome
@@ -229,14 +229,14 @@ def test_the_model_is_told_once_when_the_tool_is_withdrawn() -> None:
     )
     assert run.answer == "South"
     told = [m.content for m in model.seen[-1] if isinstance(m, HumanMessage)]
-    assert told.count(ANSWER_NOW) == 1  # before turn 2, not again before turn 3
-    assert model.seen[1][-1].content == ANSWER_NOW  # right before the first turn without it
+    assert told.count(answer_now("q?")) == 1  # before turn 2, not again before turn 3
+    assert model.seen[1][-1].content == answer_now("q?")  # right before the first turn without it
 
 
 def test_the_turn_limit_tells_the_model_to_answer_and_one_turn_tells_nothing() -> None:
     model = RecordingFakeModel(messages=iter([call("boom", 1), AIMessage("North")]))
     asyncio.run(langchain_loop(model, make_tool(), "q?", csv_name="o.csv", max_turns=2))
-    assert model.seen[-1][-1].content == ANSWER_NOW
+    assert model.seen[-1][-1].content == answer_now("q?")
     model = RecordingFakeModel(messages=iter([AIMessage("North")]))
     run = asyncio.run(langchain_loop(model, make_tool(), "q?", csv_name="o.csv", max_turns=1))
     assert run.answer == "North"
