@@ -115,11 +115,9 @@ def test_loop_replays_and_recovers_from_a_failed_call(
         # a property of the committed recording, not of the code under test: said by name
         pytest.xfail(
             f"{path.relative_to(rec.REPO)} ends with {_recorded_answer(path)[:60]!r}..., not an "
-            f"answer ({'; '.join(stale)}): it was recorded before the loops restated the "
-            "question and reminded a model that writes a call as text, so it cannot replay "
-            "them. make record-cassettes keeps only a run that recovers and then answers; "
-            "on 2026-12-07 none of 24 Responses API attempts (seeds 7 and 11) did "
-            "(Qwen2.5-Coder-0.5B), while Chat Completions and LangChain were re-recorded"
+            f"answer ({'; '.join(stale)}): a recording that does not answer cannot show the "
+            "loop answering; re-record it with make record-cassettes, which keeps only a run "
+            "that recovers and then answers"
         )
     with vcr.VCR(**rec.vcr_config("none")).use_cassette(path.name) as tape:
         run = asyncio.run(start())
