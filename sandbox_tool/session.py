@@ -93,12 +93,11 @@ class Session:
         self._idle: asyncio.TimerHandle | None = None
         self._isolation: dict[str, Any] | None = None
         # The CPU the runner's tree had used before the next cell, as the host measures it
-        # (every process of the tree), from a measure of the tree and of the worker at the
-        # same moment plus what the worker used since (its frames say it): a cell's budget
+        # (every process of the tree): the worker's own CPU (its frames say it) plus what
+        # the rest of the tree had used when the tree was last measured. A cell's budget
         # is its own, not its session's, nor the sandbox's start (gVisor's is large).
-        self._tree_cpu = 0.0
-        self._worker_cpu_then = 0.0
         self._worker_cpu = 0.0
+        self._rest_of_tree_cpu = 0.0
 
     async def _open(self) -> None:
         request = requests.execution_request(
@@ -129,7 +128,7 @@ class Session:
     async def _measure_tree(self, worker_cpu: float) -> None:
         """Measure the runner's tree now, with the worker's own CPU at this moment."""
         usage = await asyncio.to_thread(self._channel.tree.usage)
-        self._tree_cpu, self._worker_cpu_then = usage.cpu_seconds, worker_cpu
+        self._rest_of_tree_cpu = usage.cpu_seconds - worker_cpu
         self._worker_cpu = worker_cpu
 
     @property
@@ -178,7 +177,7 @@ class Session:
             cell = requests.new_cell(code, opts, inputs=inputs, session=True)
             try:
                 # the CPU budget is the cell's: what earlier cells used is not counted
-                base = self._tree_cpu + self._worker_cpu - self._worker_cpu_then
+                base = self._rest_of_tree_cpu + self._worker_cpu
                 limits = dataclasses.replace(cell.limits, cpu_base=base)
                 async with relay(on_output) as tap:
                     ex = await self._channel.exchange(encode_frame(cell.frame), ready=False,

@@ -163,11 +163,13 @@ def _did_you_mean(names: Sequence[str]) -> str:
 
 
 def _column_hint(
-    missing: Sequence[str], columns: Mapping[str, Sequence[str]], literals: set[str]
+    missing: Sequence[str],
+    columns: Mapping[str, Sequence[str]],
+    known: set[str],
+    literals: set[str],
 ) -> str | None:
-    """Which input files' columns the missing keys are not, with the closest names
-    (among the files' columns and the code's own strings)."""
-    known = {name for names in columns.values() for name in names}
+    """Which input files' columns (``known``: all of them) the missing keys are not, with
+    the closest names (among the files' columns and the code's own strings)."""
     absent = [key for key in missing if key not in known]
     if not columns or not absent:
         return None  # not a column of the inputs: the KeyError is about something else
@@ -187,11 +189,11 @@ def _column_hint(
 def _corrected_line(line: str | None, missing: Sequence[str], known: set[str]) -> str | None:
     """The failing line with its one unknown column replaced by the only close name, when
     the line spells it as a string: the fix itself, which small models take best."""
-    if not line or len(missing) != 1:
+    if not line or len(missing) != 1 or missing[0] in known:
         return None
     key = missing[0]
     close = closest(key, known, n=1)
-    if not close or key in known:
+    if not close:
         return None
     for quote in ("'", '"'):
         spelt = f"{quote}{key}{quote}"
@@ -207,9 +209,9 @@ def _key_hint(
     missing = missing_keys(message)
     # a key of a table or dict the code built itself: its name is among the code's strings
     literals = string_literals(source or "")
-    hint = _column_hint(missing, columns, literals)
+    known = {name for names in columns.values() for name in names}
+    hint = _column_hint(missing, columns, known, literals)
     if hint:
-        known = {name for names in columns.values() for name in names}
         fixed = _corrected_line(line, missing, known)
         return f"{hint}; {fixed}" if fixed else hint
     guesses = [

@@ -26,8 +26,9 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sandbox_tool.engines.runners.frames import (
     ChannelError,
@@ -43,6 +44,8 @@ from sandbox_tool.runner.protocol import MAX_ARTIFACT_FILES
 from sandbox_tool.streaming import Tap
 
 __all__ = ["CellLimits", "Exchange", "RunnerChannel", "parse_report"]
+
+_P = TypeVar("_P", bound=asyncio.BaseProtocol)
 
 _READ_CHUNK = 1 << 16
 _DRAIN_SECONDS = 2.0
@@ -152,24 +155,20 @@ class RunnerChannel:
         """A StreamReader on ``fd``; the transport owns the fd from now."""
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=_READ_CHUNK, loop=loop)
-        transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader, loop=loop),
-            os.fdopen(fd, "rb", buffering=0),
-        )
-        self._transports.append(transport)
-        _read_size(transport)
+        await self._pipe(fd, lambda: asyncio.StreamReaderProtocol(reader, loop=loop))
         return reader
 
     async def _output(self, fd: int) -> OutputStream:
-        """The runner's stdout or stderr on ``fd``, read in callbacks; the transport owns
-        the fd from now."""
+        """The runner's stdout or stderr on ``fd``, read in callbacks."""
+        return await self._pipe(fd, OutputStream)
+
+    async def _pipe(self, fd: int, protocol: Callable[[], _P]) -> _P:
+        """Read ``fd`` with ``protocol``; the transport owns the fd from now."""
         loop = asyncio.get_running_loop()
-        transport, stream = await loop.connect_read_pipe(
-            OutputStream, os.fdopen(fd, "rb", buffering=0)
-        )
+        transport, made = await loop.connect_read_pipe(protocol, os.fdopen(fd, "rb", buffering=0))
         self._transports.append(transport)
         _read_size(transport)
-        return stream
+        return made
 
     async def exchange(
         self,
@@ -364,7 +363,7 @@ class _TreeWatch:
         cell = self._cell
         self._task = asyncio.ensure_future(
             watch_tree(self._tree.usage, cell.cpu_seconds or float("inf"), cell.cpu_base,
-                       cell.memory_bytes, first_wait=0.0)
+                       cell.memory_bytes)
         )  # fmt: skip
         self._task.add_done_callback(self._ended)
 

@@ -102,18 +102,16 @@ async def watch_tree(
     cpu_seconds: float,
     cpu_base: float,
     memory_bytes: int,
-    first_wait: float = POLL_SECONDS,
 ) -> Overrun:
     """Return once the tree (``usage()`` measures it, blocking) has used more than
     ``cpu_seconds`` beyond ``cpu_base`` (what it had used before the cell), or holds more
-    than ``memory_bytes`` (0: no memory budget); runs until cancelled otherwise. The
-    first poll is ``first_wait`` seconds from now, the next ones every poll interval."""
-    wait = first_wait
+    than ``memory_bytes`` (0: no memory budget); runs until cancelled otherwise. It
+    polls at once, then every :data:`POLL_SECONDS` (the driver starts it one interval
+    into a cell)."""
     while True:
-        await asyncio.sleep(wait)
-        wait = POLL_SECONDS
         now = await asyncio.to_thread(usage)
         if now.cpu_seconds - cpu_base > cpu_seconds:
             return Overrun("cpu", now.cpu_seconds - cpu_base)
         if memory_bytes and now.memory_bytes > memory_bytes:
             return Overrun("memory", float(now.memory_bytes))
+        await asyncio.sleep(POLL_SECONDS)
