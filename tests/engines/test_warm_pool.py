@@ -117,6 +117,35 @@ def test_a_crashed_template_is_restarted(tmp_path: Path) -> None:
     assert restarts == 1
 
 
+def test_a_warm_runner_goes_back_once_the_caller_has_its_answer(tmp_path: Path) -> None:
+    """Its teardown wakes the pool's thread, which would take the GIL from the caller:
+    the caller resumes with its result first, and the runner goes back right after."""
+
+    async def go() -> tuple[object, int, int, list[str]]:
+        sandbox = PythonSandbox(engine=NativeEngine(work_root=tmp_path))
+        try:
+            await sandbox.execute("result = 0")
+            pool = sandbox.engine.pool  # type: ignore[attr-defined]
+            released: list[str] = []
+            keep = pool.release
+            pool.release = lambda runner: (released.append("back"), keep(runner))
+            result = await sandbox.execute("result = 1")
+            at_answer = len(released)
+            await asyncio.sleep(0)
+            after_a_turn = len(released)
+            again = await sandbox.execute("result = 2")
+            await asyncio.sleep(0)
+            return (getattr(result, "result", None), at_answer, after_a_turn,
+                    [*released, str(getattr(again, "result", None))])  # fmt: skip
+        finally:
+            await sandbox.aclose()
+
+    value, at_answer, after_a_turn, released = asyncio.run(go())
+    assert value == 1
+    assert (at_answer, after_a_turn) == (0, 1)
+    assert released == ["back", "back", "2"]
+
+
 def test_the_host_exiting_leaves_no_process(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""

@@ -331,6 +331,13 @@ class RunnerChannel:
 
     async def close(self) -> None:
         """Give up the host's ends of the streams (the runner sees its channel end)."""
+        self.close_now()
+        # a pipe transport closes its fd in a callback: let it run before the loop may end
+        await asyncio.sleep(0)
+
+    def close_now(self) -> None:
+        """:meth:`close` without yielding to the event loop: the transports close their
+        fds in callbacks already scheduled, ahead of anything the caller schedules next."""
         if self._control is not None:
             self._control.cancel()
         if self._writer is not None:
@@ -339,8 +346,6 @@ class RunnerChannel:
         for transport in self._transports:
             transport.close()
         self._transports.clear()
-        # a pipe transport closes its fd in a callback: let it run before the loop may end
-        await asyncio.sleep(0)
 
 
 class _TreeWatch:
