@@ -28,6 +28,7 @@ from sandbox_tool.errors import (
 from sandbox_tool.options import ExecutionOptions
 from sandbox_tool.result import Artifact, ExecutionResult
 from sandbox_tool.tool.description import describe_libraries
+from sandbox_tool.tool.escaping import meant_code, meant_code_lines, misencoded_hint
 from sandbox_tool.tool.interpreter import InterpreterInfo
 from sandbox_tool.tool.remedies import (
     builtin_alternative,
@@ -220,7 +221,24 @@ def _execution_error(error: ExecutionError, ctx: MessageContext, source: str | N
             frames = frames[:-1]  # the exception line, already the headline
         tb = clip_middle("\n".join(frames), ctx.max_output_chars)
         lines += ["Traceback (your code's frames only, most recent call last):", tb]
-    hint = exception_hint(
+    misencoded = meant_code(source, error.message) if error.exception in _SYNTAX_ERRORS else None
+    if misencoded is not None:  # escaped twice, or a tool call: the code as it was meant
+        mistake, meant = misencoded
+        lines.append(f"Hint: {misencoded_hint(mistake, meant)}{':' if meant else '.'}")
+        lines += meant_code_lines(meant) if meant else []
+    elif hint := _hint(error, ctx, source):
+        lines.append(f"Hint: {hint}.")
+    lines += _prior_output(error.stdout, error.stderr, ctx, "the error")
+    return lines
+
+
+def _hint(error: ExecutionError, ctx: MessageContext, source: str | None) -> str | None:
+    if error.exception == "ModuleNotFoundError":
+        missing = re.search(r"No module named '([\w.]+)'", error.message)
+        alternative = module_alternative(missing.group(1), ctx.files) if missing else None
+        hint = (alternative + "; " if alternative else "") + "installed: "
+        return hint + describe_libraries(ctx.info, ctx.options.import_policy, limit=SHORT_LIST)
+    return exception_hint(
         error.exception,
         error.message,
         files=ctx.files,
@@ -230,15 +248,6 @@ def _execution_error(error: ExecutionError, ctx: MessageContext, source: str | N
         source=source,
         modules=_importable(ctx) if error.exception == "NameError" else (),
     )
-    if error.exception == "ModuleNotFoundError":
-        missing = re.search(r"No module named '([\w.]+)'", error.message)
-        alternative = module_alternative(missing.group(1), ctx.files) if missing else None
-        hint = (alternative + "; " if alternative else "") + "installed: "
-        hint += describe_libraries(ctx.info, ctx.options.import_policy, limit=SHORT_LIST)
-    if hint:
-        lines.append(f"Hint: {hint}.")
-    lines += _prior_output(error.stdout, error.stderr, ctx, "the error")
-    return lines
 
 
 def _allowed_modules(ctx: MessageContext) -> str:

@@ -155,8 +155,30 @@ CASES = [
         {},
         False,
         ["SyntaxError: unexpected character after line continuation character",
-         "real line breaks in the code, not the two characters \\n"],
-        id="syntax-error-literal-backslash-n",
+         "Hint: the code arrived escaped twice: it holds the two characters \\n where a "
+         "line break belongs",
+         "it is this valid Python, which you can send as is:\n"
+         "    import pandas as pd\n    df = pd.read_csv('sales.csv')\n    df.head()"],
+        id="syntax-error-escaped-twice-shows-the-code-as-meant",
+    ),
+    pytest.param(
+        "import math\\nreturn math.sqrt(4)",
+        {},
+        False,
+        ["SyntaxError: unexpected character after line continuation character",
+         "Hint: the code arrived escaped twice",
+         "so that it arrives with real line breaks."],
+        id="syntax-error-escaped-twice-without-a-valid-reading",
+    ),
+    pytest.param(
+        '{\\"name\\": \\"run_python\\", \\"arguments\\": {\\"code\\": '
+        '\\"import pandas as pd\\\\nlen(pd.read_csv(\'sales.csv\'))\\"}}',
+        {},
+        False,
+        ["Hint: the code is a whole tool call written as JSON: the `code` argument must hold "
+         "only the Python source. Sent correctly, it is this valid Python",
+         "    import pandas as pd\n    len(pd.read_csv('sales.csv'))"],
+        id="syntax-error-tool-call-sent-as-code",
     ),
     pytest.param(
         "import pandas as pd; df = pd.read_csv('sales.csv'); top = df['units'].max(); return top",

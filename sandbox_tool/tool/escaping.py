@@ -1,0 +1,141 @@
+r"""Code that is not what the model meant to send: escaped twice, a whole tool call, or
+code with the end of its JSON left on.
+
+A model writing the ``code`` argument's JSON sometimes escapes the code once more
+than JSON needs: the code then arrives holding the two characters ``\n`` where line
+breaks belong and ``\"`` where quotes belong, which Python reads as a backslash
+outside a string. Or it sends a tool call, written as JSON, as the code itself, or
+ends the code with what closes the JSON (``"}``). All three are syntax errors whose
+message alone does not say what happened; the code as it was meant, when it is
+valid Python, is the clearest hint a small model can get.
+
+>>> meant_code('import math\\nresult = math.sqrt(4)')
+('escaped twice', 'import math\nresult = math.sqrt(4)')
+>>> meant_code('{"name": "run_python", "arguments": {"code": "x = 1"}}')
+('tool call', 'x = 1')
+>>> meant_code("x = max(1, 2)}")
+('json tail', 'x = max(1, 2)')
+>>> meant_code('print("a\\nb"') is None
+True
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Literal
+
+__all__ = ["meant_code", "meant_code_lines", "misencoded_hint"]
+
+Mistake = Literal["escaped twice", "tool call", "json tail"]
+
+_ESCAPE = re.compile(r"\\([nrt\"'\\])")
+_DECODED = {"n": "\n", "r": "", "t": "\t", '"': '"', "'": "'", "\\": "\\"}
+#: what a JSON wrapper leaves behind the code when the model closed it twice
+_WRAPPER_TAIL = re.compile(r"[\s\"'}]+$")
+#: the start of a tool call written as JSON, escaped or not
+_CALL_START = re.compile(r'\A\s*\{\s*\\*"(?:name|arguments|code)\\*"\s*:')
+
+_MAX_LINES = 12
+_MAX_LINE_CHARS = 160
+
+
+def _compiles(code: str) -> bool:
+    try:
+        compile(code, "<code>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return False
+    return bool(code.strip())
+
+
+def _valid(candidate: str) -> str | None:
+    """``candidate``, or it without a stray JSON tail, whichever is valid Python."""
+    if _compiles(candidate):
+        return candidate
+    trimmed = _WRAPPER_TAIL.sub("", candidate)
+    return trimmed if trimmed != candidate and _compiles(trimmed) else None
+
+
+def _unescaped(source: str) -> str:
+    return _ESCAPE.sub(lambda m: _DECODED[m.group(1)], source)
+
+
+def _call_code(source: str) -> str | None:
+    """The ``code`` argument of a tool call written as JSON (escaped once or twice)."""
+    for text in (source, _unescaped(source)):
+        try:
+            call = json.loads(text.strip())
+        except ValueError:
+            continue
+        if not isinstance(call, dict):
+            continue
+        arguments = call.get("arguments", call)
+        if isinstance(arguments, str):  # arguments as a JSON string, as the APIs send them
+            try:
+                arguments = json.loads(arguments)
+            except ValueError:
+                continue
+        code = arguments.get("code") if isinstance(arguments, dict) else None
+        if isinstance(code, str):
+            return code
+    return None
+
+
+def meant_code(source: str | None, message: str = "") -> tuple[Mistake, str | None] | None:
+    """What went wrong with ``source``, which failed to compile with ``message``, and the
+    code as meant when that is valid Python (else ``None`` in its place); ``None`` when
+    it is neither mistake, or nothing shows that it is."""
+    if not source:
+        return None
+    if _CALL_START.match(source):
+        code = _call_code(source)
+        return "tool call", (_valid(code) or _meant_if_escaped(code)) if code else None
+    meant = _meant_if_escaped(source)
+    if meant is not None:
+        return "escaped twice", meant
+    trimmed = _WRAPPER_TAIL.sub("", source)
+    if trimmed != source and _compiles(trimmed):
+        return "json tail", trimmed
+    if "after line continuation character" in message and "\\n" in source:
+        return "escaped twice", None  # a backslash-n outside any string: nothing else
+    return None
+
+
+def _meant_if_escaped(source: str) -> str | None:
+    if "\\n" not in source and '\\"' not in source:
+        return None
+    candidate = _unescaped(source)
+    return _valid(candidate) if candidate != source else None
+
+
+def misencoded_hint(mistake: Mistake, meant: str | None) -> str:
+    """The hint for :func:`meant_code`'s answer (its code block comes separately, from
+    :func:`meant_code_lines`)."""
+    if mistake == "tool call":
+        head = (
+            "the code is a whole tool call written as JSON: the `code` argument must hold "
+            "only the Python source"
+        )
+    elif mistake == "json tail":
+        head = "the code ends with characters left over from the tool call's JSON (a \" or })"
+    else:
+        head = (
+            "the code arrived escaped twice: it holds the two characters \\n where a line "
+            'break belongs (and \\" where a quote belongs); escape it once, as JSON '
+            "needs, so that it arrives with real line breaks"
+        )
+    if meant is None:
+        return head
+    return f"{head}. Sent correctly, it is this valid Python, which you can send as is"
+
+
+def meant_code_lines(meant: str) -> list[str]:
+    """``meant`` as an indented block, clipped to a few lines."""
+    rows = meant.strip("\n").splitlines()
+    shown = [
+        "    " + (row if len(row) <= _MAX_LINE_CHARS else row[: _MAX_LINE_CHARS - 3] + "...")
+        for row in rows[:_MAX_LINES]
+    ]
+    if len(rows) > _MAX_LINES:
+        shown.append(f"    [... {len(rows) - _MAX_LINES} more lines]")
+    return shown

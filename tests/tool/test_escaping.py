@@ -1,0 +1,107 @@
+"""Code escaped twice, or a tool call sent as code: told apart from other syntax errors,
+and the code as meant offered only when it is valid Python."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox_tool.tool.escaping import meant_code, meant_code_lines, misencoded_hint
+
+CONTINUATION = "unexpected character after line continuation character"
+
+
+@pytest.mark.parametrize(
+    ("source", "meant"),
+    [
+        pytest.param("import math\\nresult = math.sqrt(4)", "import math\nresult = math.sqrt(4)",
+                     id="line-breaks"),
+        pytest.param('df = pd.read_csv(\\"sales.csv\\")\\ndf.head()',
+                     'df = pd.read_csv("sales.csv")\ndf.head()', id="quotes-and-line-breaks"),
+        pytest.param("import pandas as pd\nx = 1\\nprint(x)\\n\"}",
+                     "import pandas as pd\nx = 1\nprint(x)", id="real-and-escaped-with-json-tail"),
+        pytest.param("for i in range(2):\\n    print(i)", "for i in range(2):\n    print(i)",
+                     id="indented-block"),
+    ],
+)  # fmt: skip
+def test_code_escaped_twice_is_given_back_as_meant(source: str, meant: str) -> None:
+    with pytest.raises(SyntaxError):
+        compile(source, "<code>", "exec")
+    assert meant_code(source, CONTINUATION) == ("escaped twice", meant)
+
+
+def test_escaped_twice_without_a_valid_reading_is_named_without_code() -> None:
+    # unescaped it is still broken ('return' outside a function): the mistake is named,
+    # and no code is offered that would fail again
+    source = "import math\\nreturn math.sqrt(4)"
+    assert meant_code(source, CONTINUATION) == ("escaped twice", None)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        pytest.param('print("a\\nb"', "'(' was never closed", id="escape-inside-a-string"),
+        pytest.param("total = 0\nif total > 1\n    print(total)", "expected ':'", id="plain"),
+        pytest.param("x = 1 \\ y", CONTINUATION, id="continuation-without-backslash-n"),
+        pytest.param("", "invalid syntax", id="empty"),
+    ],
+)  # fmt: skip
+def test_other_syntax_errors_are_not_called_escaped(source: str, message: str) -> None:
+    assert meant_code(source, message) is None
+
+
+@pytest.mark.parametrize(
+    ("source", "meant"),
+    [
+        pytest.param('{"name": "run_python", "arguments": {"code": "x = 1\\nprint(x)"}}',
+                     "x = 1\nprint(x)", id="json-call"),
+        pytest.param('{"name": "run_python", "arguments": "{\\"code\\": \\"x = 2\\"}"}',
+                     "x = 2", id="arguments-as-a-json-string"),
+        pytest.param('{\\"name\\": \\"run_python\\", \\"arguments\\": {\\"code\\": \\"y = 3\\"}}',
+                     "y = 3", id="call-escaped-twice"),
+        pytest.param('{"code": "import math\\\\nmath.pi"}', "import math\nmath.pi",
+                     id="code-inside-escaped-twice"),
+        pytest.param('{"name": "run_python", ', None, id="cut-short"),
+        pytest.param('{"name": "run_python", "arguments": {"code": "return 1"}}', None,
+                     id="code-not-valid"),
+    ],
+)  # fmt: skip
+def test_tool_call_sent_as_code(source: str, meant: str | None) -> None:
+    assert meant_code(source, "invalid syntax") == ("tool call", meant)
+
+
+def test_a_dict_literal_is_not_a_tool_call() -> None:
+    assert meant_code('{"a": 1', "'{' was never closed") is None
+
+
+def test_hints_name_the_mistake_and_offer_code_only_when_there_is_some() -> None:
+    assert "escaped twice" in misencoded_hint("escaped twice", None)
+    assert "valid Python" not in misencoded_hint("escaped twice", None)
+    assert misencoded_hint("escaped twice", "x = 1").endswith("which you can send as is")
+    assert "only the Python source" in misencoded_hint("tool call", None)
+
+
+def test_code_block_is_indented_and_clipped() -> None:
+    long_line = "y = '" + "z" * 300 + "'"
+    rows = meant_code_lines("\n".join(f"x{i} = {i}" for i in range(20)) + "\n" + long_line)
+    assert rows[0] == "    x0 = 0"
+    assert rows[-1] == "    [... 9 more lines]"
+    assert len(rows) == 13
+    assert all(len(row) <= 4 + 160 for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("source", "meant"),
+    [
+        pytest.param("import pandas as pd\nm = pd.Series([1.5]).mean().round(2)}",
+                     "import pandas as pd\nm = pd.Series([1.5]).mean().round(2)", id="brace"),
+        pytest.param('x = 1\nprint(x)"}', "x = 1\nprint(x)", id="quote-and-brace"),
+    ],
+)  # fmt: skip
+def test_code_with_the_json_end_left_on(source: str, meant: str) -> None:
+    assert meant_code(source, "unmatched '}'") == ("json tail", meant)
+    assert "left over from the tool call's JSON" in misencoded_hint("json tail", meant)
+
+
+def test_a_brace_that_is_code_is_not_a_json_tail() -> None:
+    # without its last brace the code is no more valid: not the JSON's end
+    assert meant_code('d = {"a": {"b": 1}}}', "unmatched '}'") is None
