@@ -325,9 +325,8 @@ class RunnerEngine(Engine):
         """Hand a warm runner back to its pool without yielding to the event loop (false
         for a cold one, which :meth:`_give_back` waits for). Its teardown, which wakes
         the pool's thread, is scheduled behind the transports' closing callbacks, so it
-        runs only once the caller has resumed with its answer: woken earlier, that
-        thread would take the GIL from the caller (about a quarter of a millisecond of
-        a warm execution)."""
+        runs once the caller has resumed with its answer, not before (that thread would
+        take the GIL from the caller)."""
         env_key, env_pools = self._lent.get(id(runner)), self._env_pools
         pool = self._pool if env_key is None or env_pools is None else env_pools.pool_of(env_key)
         if not warm or pool is None:

@@ -33,8 +33,10 @@ _ESCAPE = re.compile(r"\\([nrt\"'\\])")
 _DECODED = {"n": "\n", "r": "", "t": "\t", '"': '"', "'": "'", "\\": "\\"}
 #: what a JSON wrapper leaves behind the code when the model closed it twice
 _WRAPPER_TAIL = re.compile(r"[\s\"'}]+$")
-#: the start of a tool call written as JSON, escaped or not
+#: the start of a tool call written as JSON, escaped or not, and the keys that make it
+#: one rather than a dict literal of the code's own
 _CALL_START = re.compile(r'\A\s*\{\s*\\*"(?:name|arguments|code)\\*"\s*:')
+_CALL_KEY = re.compile(r'\\*"(?:arguments|code)\\*"\s*:')
 
 _MAX_LINES = 12
 _MAX_LINE_CHARS = 160
@@ -87,7 +89,7 @@ def meant_code(source: str | None, message: str = "") -> tuple[Mistake, str | No
     it is neither mistake, or nothing shows that it is."""
     if not source:
         return None
-    if _CALL_START.match(source):
+    if _CALL_START.match(source) and _CALL_KEY.search(source):
         code = _call_code(source)
         return "tool call", (_valid(code) or _meant_if_escaped(code)) if code else None
     meant = _meant_if_escaped(source)

@@ -60,7 +60,7 @@ def test_other_syntax_errors_are_not_called_escaped(source: str, message: str) -
                      "y = 3", id="call-escaped-twice"),
         pytest.param('{"code": "import math\\\\nmath.pi"}', "import math\nmath.pi",
                      id="code-inside-escaped-twice"),
-        pytest.param('{"name": "run_python", ', None, id="cut-short"),
+        pytest.param('{"name": "run_python", "arguments": {"code": ', None, id="cut-short"),
         pytest.param('{"name": "run_python", "arguments": {"code": "return 1"}}', None,
                      id="code-not-valid"),
     ],
@@ -69,8 +69,9 @@ def test_tool_call_sent_as_code(source: str, meant: str | None) -> None:
     assert meant_code(source, "invalid syntax") == ("tool call", meant)
 
 
-def test_a_dict_literal_is_not_a_tool_call() -> None:
-    assert meant_code('{"a": 1', "'{' was never closed") is None
+@pytest.mark.parametrize("source", ['{"a": 1', '{"name": "Ada", "age": 36', '{"name": "f", '])
+def test_a_dict_literal_is_not_a_tool_call(source: str) -> None:
+    assert meant_code(source, "'{' was never closed") is None
 
 
 def test_hints_name_the_mistake_and_offer_code_only_when_there_is_some() -> None:
