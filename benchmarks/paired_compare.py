@@ -1,9 +1,10 @@
 """Warm ``np.mean`` executions of two sandbox_tool checkouts, paired: one process per
 checkout, taking turns one execution each, so that whatever the machine does at a
 moment hits both alike. Each side has its own sandbox and warm pool; a token passed
-through two FIFOs says whose turn it is, and each execution starts a pause after the
-token came (the pool refills in it). Whichever side goes second is a little slower
-whatever its tree, so both orders run and the difference is their average:
+through two FIFOs says whose turn it is. A side runs its execution as soon as the token
+comes, then pauses (its event loop running, so that its pool tears down and refills
+within its own turn) and passes the token on. Whichever side goes second is a little
+slower whatever its tree, so both orders run and the difference is their average:
 
     git worktree add --detach /tmp/old 9c25b14
     .venv/bin/python benchmarks/paired_compare.py /tmp/old "$PWD" --turns 400
@@ -36,27 +37,23 @@ async def side(
     sandbox = PythonSandbox(ENGINES["process"]())
     options = ExecutionOptions(timeout=30)
     times: list[float] = []
+    # read-write: opening never waits for the other side (the parent ends a side whose
+    # other side died)
+    waiting, passing = os.open(wait_fifo, os.O_RDWR), os.open(pass_fifo, os.O_RDWR)
     try:
         await sandbox.execute(MEAN, options=options)
-        # open both ends in the same order on both sides, or they wait for each other
-        if first:
-            passing, waiting = os.open(pass_fifo, os.O_WRONLY), os.open(wait_fifo, os.O_RDONLY)
-        else:
-            waiting, passing = os.open(wait_fifo, os.O_RDONLY), os.open(pass_fifo, os.O_WRONLY)
+        await asyncio.sleep(pause)
         for turn in range(turns):
-            if (turn or not first) and not os.read(waiting, 1):
-                break  # the other side ended
-            await asyncio.sleep(pause)
+            if turn or not first:
+                await asyncio.to_thread(os.read, waiting, 1)  # the loop runs meanwhile
             start = time.perf_counter()
             await sandbox.execute(MEAN, options=options)
             times.append(time.perf_counter() - start)
-            try:
-                os.write(passing, b"t")
-            except BrokenPipeError:
-                break
+            await asyncio.sleep(pause)
+            os.write(passing, b"t")
+    finally:
         os.close(waiting)
         os.close(passing)
-    finally:
         await sandbox.aclose()
     return times
 
@@ -83,9 +80,18 @@ def run_pair(
             )
             for tree, out, wait, give, flag in sides
         ]  # fmt: skip
-        for proc in procs:
-            if proc.wait() != 0:
-                raise SystemExit(f"a side failed (exit {proc.returncode})")
+        try:
+            while any(proc.poll() is None for proc in procs):
+                if any(proc.returncode not in (None, 0) for proc in procs):
+                    raise SystemExit("a side failed: see its error above")
+                time.sleep(0.2)
+            if any(proc.returncode != 0 for proc in procs):
+                raise SystemExit("a side failed: see its error above")
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
         first_times, second_times = (json.loads(Path(out).read_text()) for out in outs)
     return first_times, second_times
 
@@ -99,7 +105,7 @@ def main() -> None:
     parser.add_argument("old", nargs="?", type=Path)
     parser.add_argument("new", nargs="?", type=Path)
     parser.add_argument("--turns", type=int, default=400)
-    parser.add_argument("--pause", type=float, default=0.08)
+    parser.add_argument("--pause", type=float, default=0.08, help="seconds after each execution")
     parser.add_argument("--side", help=argparse.SUPPRESS)
     parser.add_argument("--wait", help=argparse.SUPPRESS)
     parser.add_argument("--pass", dest="give", help=argparse.SUPPRESS)

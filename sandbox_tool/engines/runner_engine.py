@@ -313,7 +313,12 @@ class RunnerEngine(Engine):
         and removes them in the background; a cold one is waited for here."""
         if self._give_back_warm(runner, warm, channel):
             await asyncio.sleep(0)  # the transports' closing callbacks run
-            return
+        else:
+            await self._finish_cold(runner, channel)
+
+    async def _finish_cold(self, runner: Runner, channel: RunnerChannel) -> None:
+        """Wait for a runner no pool takes back to end (kill it after a while), then
+        remove it."""
         self._lent.pop(id(runner), None)
         ended = await channel.ended(_END_SECONDS)
         await channel.close()
@@ -367,7 +372,7 @@ class RunnerEngine(Engine):
                 return await self._result(ex, channel, runner, options)
             finally:
                 if not self._give_back_warm(runner, warm, channel):
-                    await asyncio.shield(self._give_back(runner, warm, channel))
+                    await asyncio.shield(self._finish_cold(runner, channel))
 
     async def _result(
         self, ex: Exchange, channel: RunnerChannel, runner: Runner, options: ExecutionOptions
@@ -422,10 +427,14 @@ class RunnerEngine(Engine):
     ) -> None:
         """A session (or a shared sandbox) is over: stop its runner (or, with ``stop``
         false, let it end by itself once its channel is closed: an idle shared sandbox)
-        and give it back."""
-        if stop:
-            await channel.kill()
-        await self._give_back(runner, warm, channel)
+        and give it back. Shielded: a cancelled caller must not leave it unreleased."""
+
+        async def release() -> None:
+            if stop:
+                await channel.kill()
+            await self._give_back(runner, warm, channel)
+
+        await asyncio.shield(release())
 
 
 def _close_pools(pool: WarmPool, env_pools: EnvironmentPools | None) -> None:

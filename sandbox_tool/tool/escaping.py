@@ -11,7 +11,7 @@ valid Python, is the clearest hint a small model can get.
 
 >>> meant_code('import math\\nresult = math.sqrt(4)')
 ('escaped twice', 'import math\nresult = math.sqrt(4)')
->>> meant_code('{"name": "run_python", "arguments": {"code": "x = 1"}}')
+>>> meant_code('{\\"name\\": \\"run_python\\", \\"arguments\\": {\\"code\\": \\"x = 1\\"}}')
 ('tool call', 'x = 1')
 >>> meant_code("x = max(1, 2)}")
 ('json tail', 'x = max(1, 2)')
@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Literal
+import warnings
+from typing import Any, Literal
 
 __all__ = ["meant_code", "meant_code_lines", "misencoded_hint"]
 
@@ -32,29 +33,36 @@ Mistake = Literal["escaped twice", "tool call", "json tail"]
 _ESCAPE = re.compile(r"\\([nrt\"'\\])")
 _DECODED = {"n": "\n", "r": "", "t": "\t", '"': '"', "'": "'", "\\": "\\"}
 #: what a JSON wrapper leaves behind the code when the model closed it twice
-_WRAPPER_TAIL = re.compile(r"[\s\"'}]+$")
-#: the start of a tool call written as JSON, escaped or not, and the keys that make it
-#: one rather than a dict literal of the code's own
+_TAIL = " \t\r\n\"'}"
+#: the start of a tool call written as JSON, escaped or not
 _CALL_START = re.compile(r'\A\s*\{\s*\\*"(?:name|arguments|code)\\*"\s*:')
-_CALL_KEY = re.compile(r'\\*"(?:arguments|code)\\*"\s*:')
+_ARGUMENTS_KEY = re.compile(r'\\*"arguments\\*"\s*:')
+#: a one-line string literal, to look for ``\n`` outside of them
+_STRING = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
+#: larger code is not examined (it would be compiled up to three times)
+_MAX_SOURCE = 64 * 1024
 
 _MAX_LINES = 12
 _MAX_LINE_CHARS = 160
 
 
 def _compiles(code: str) -> bool:
-    try:
-        compile(code, "<code>", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError):
+    if not code.strip():
         return False
-    return bool(code.strip())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # invalid escapes warn (an error under -W error)
+        try:
+            compile(code, "<code>", "exec", dont_inherit=True)
+        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+            return False
+    return True
 
 
 def _valid(candidate: str) -> str | None:
     """``candidate``, or it without a stray JSON tail, whichever is valid Python."""
     if _compiles(candidate):
         return candidate
-    trimmed = _WRAPPER_TAIL.sub("", candidate)
+    trimmed = candidate.rstrip(_TAIL)
     return trimmed if trimmed != candidate and _compiles(trimmed) else None
 
 
@@ -62,45 +70,58 @@ def _unescaped(source: str) -> str:
     return _ESCAPE.sub(lambda m: _DECODED[m.group(1)], source)
 
 
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
 def _call_code(source: str) -> str | None:
     """The ``code`` argument of a tool call written as JSON (escaped once or twice)."""
     for text in (source, _unescaped(source)):
-        try:
-            call = json.loads(text.strip())
-        except ValueError:
-            continue
+        call = _json(text.strip())
         if not isinstance(call, dict):
             continue
         arguments = call.get("arguments", call)
         if isinstance(arguments, str):  # arguments as a JSON string, as the APIs send them
-            try:
-                arguments = json.loads(arguments)
-            except ValueError:
-                continue
+            arguments = _json(arguments)
         code = arguments.get("code") if isinstance(arguments, dict) else None
         if isinstance(code, str):
             return code
     return None
 
 
-def meant_code(source: str | None, message: str = "") -> tuple[Mistake, str | None] | None:
-    """What went wrong with ``source``, which failed to compile with ``message``, and the
-    code as meant when that is valid Python (else ``None`` in its place); ``None`` when
-    it is neither mistake, or nothing shows that it is."""
-    if not source:
+def meant_code(
+    source: str | None, message: str = "", line: str | None = None
+) -> tuple[Mistake, str | None] | None:
+    """What went wrong with ``source``, which failed to compile with ``message`` (at
+    ``line``, when known), and the code as meant when that is valid Python (else
+    ``None`` in its place); ``None`` when it is neither mistake, or nothing shows that
+    it is (code that compiles raised its SyntaxError at run time: none of these)."""
+    if not source or len(source) > _MAX_SOURCE or _compiles(source):
         return None
-    if _CALL_START.match(source) and _CALL_KEY.search(source):
+    if _CALL_START.match(source):
         code = _call_code(source)
-        return "tool call", (_valid(code) or _meant_if_escaped(code)) if code else None
+        if code is not None:
+            return "tool call", _valid(code) or _meant_if_escaped(code)
+        if _ARGUMENTS_KEY.search(source):  # a call cut short, or not quite JSON
+            return "tool call", None
     meant = _meant_if_escaped(source)
     if meant is not None:
         return "escaped twice", meant
-    trimmed = _WRAPPER_TAIL.sub("", source)
-    if trimmed != source and _compiles(trimmed):
+    trimmed = source.rstrip(_TAIL)
+    if trimmed != source.rstrip() and _compiles(trimmed):
         return "json tail", trimmed
-    if "after line continuation character" in message and "\\n" in source:
+    if "after line continuation character" in message and _escape_outside_strings(
+        line if line is not None else source
+    ):
         return "escaped twice", None  # a backslash-n outside any string: nothing else
     return None
+
+
+def _escape_outside_strings(text: str) -> bool:
+    return "\\n" in _STRING.sub("", text)
 
 
 def _meant_if_escaped(source: str) -> str | None:
@@ -108,6 +129,11 @@ def _meant_if_escaped(source: str) -> str | None:
         return None
     candidate = _unescaped(source)
     return _valid(candidate) if candidate != source else None
+
+
+def _clipped(meant: str) -> bool:
+    rows = meant.strip("\n").splitlines()
+    return len(rows) > _MAX_LINES or any(len(row) > _MAX_LINE_CHARS for row in rows)
 
 
 def misencoded_hint(mistake: Mistake, meant: str | None) -> str:
@@ -128,7 +154,12 @@ def misencoded_hint(mistake: Mistake, meant: str | None) -> str:
         )
     if meant is None:
         return head
-    return f"{head}. Sent correctly, it is this valid Python, which you can send as is"
+    if _clipped(meant):
+        return f"{head}. Sent correctly, it is valid Python that begins as below (indented here)"
+    return (
+        f"{head}. Sent correctly, it is the valid Python below (indented here by 4 spaces: "
+        "send it without them)"
+    )
 
 
 def meant_code_lines(meant: str) -> list[str]:

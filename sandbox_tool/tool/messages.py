@@ -221,7 +221,11 @@ def _execution_error(error: ExecutionError, ctx: MessageContext, source: str | N
             frames = frames[:-1]  # the exception line, already the headline
         tb = clip_middle("\n".join(frames), ctx.max_output_chars)
         lines += ["Traceback (your code's frames only, most recent call last):", tb]
-    misencoded = meant_code(source, error.message) if error.exception in _SYNTAX_ERRORS else None
+    misencoded = (
+        meant_code(source, error.message, _failing_line(error, source))
+        if error.exception in _SYNTAX_ERRORS
+        else None
+    )
     if misencoded is not None:  # escaped twice, or a tool call: the code as it was meant
         mistake, meant = misencoded
         lines.append(f"Hint: {misencoded_hint(mistake, meant)}{':' if meant else '.'}")

@@ -146,6 +146,31 @@ def test_a_warm_runner_goes_back_once_the_caller_has_its_answer(tmp_path: Path) 
     assert released == ["back", "back", "2"]
 
 
+def test_a_cancelled_session_close_still_releases_its_runner(tmp_path: Path) -> None:
+    async def go() -> tuple[int, Path, bool, object]:
+        sandbox = PythonSandbox(engine=NativeEngine(work_root=tmp_path))
+        try:
+            async with sandbox.session() as session:
+                await session.execute("x = 1")
+                runner = session._runner  # type: ignore[attr-defined]
+                closing = asyncio.ensure_future(session.aclose())
+                await asyncio.sleep(0)  # it is stopping the runner
+                closing.cancel()
+                await asyncio.gather(closing, return_exceptions=True)
+            end = time.monotonic() + 5
+            while runner.ws.root.exists() and time.monotonic() < end:
+                await asyncio.sleep(0.05)  # a runner given back has its workspace removed
+            after = await sandbox.execute("result = 1")  # and the pool still serves
+            return runner.pid, runner.ws.root, runner.ws.root.exists(), after
+        finally:
+            await sandbox.aclose()
+
+    pid, root, left, after = asyncio.run(go())
+    assert _gone(pid, within=5)
+    assert not left, f"{root} was left behind"
+    assert getattr(after, "result", None) == 1
+
+
 def test_the_host_exiting_leaves_no_process(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""

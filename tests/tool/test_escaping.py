@@ -3,6 +3,8 @@ and the code as meant offered only when it is valid Python."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from sandbox_tool.tool.escaping import meant_code, meant_code_lines, misencoded_hint
@@ -52,17 +54,14 @@ def test_other_syntax_errors_are_not_called_escaped(source: str, message: str) -
 @pytest.mark.parametrize(
     ("source", "meant"),
     [
-        pytest.param('{"name": "run_python", "arguments": {"code": "x = 1\\nprint(x)"}}',
-                     "x = 1\nprint(x)", id="json-call"),
-        pytest.param('{"name": "run_python", "arguments": "{\\"code\\": \\"x = 2\\"}"}',
-                     "x = 2", id="arguments-as-a-json-string"),
         pytest.param('{\\"name\\": \\"run_python\\", \\"arguments\\": {\\"code\\": \\"y = 3\\"}}',
                      "y = 3", id="call-escaped-twice"),
-        pytest.param('{"code": "import math\\\\nmath.pi"}', "import math\nmath.pi",
-                     id="code-inside-escaped-twice"),
+        pytest.param('{\\"arguments\\": {\\"code\\": \\"import math\\\\nmath.pi\\"}}',
+                     "import math\nmath.pi", id="call-and-code-escaped-twice"),
         pytest.param('{"name": "run_python", "arguments": {"code": ', None, id="cut-short"),
-        pytest.param('{"name": "run_python", "arguments": {"code": "return 1"}}', None,
-                     id="code-not-valid"),
+        pytest.param('{\\"arguments\\": {\\"code\\": \\"return 1\\"}}', None, id="code-not-valid"),
+        pytest.param('{"name": "run_python", "arguments": {code: "x = 1"}', None,
+                     id="not-quite-json"),
     ],
 )  # fmt: skip
 def test_tool_call_sent_as_code(source: str, meant: str | None) -> None:
@@ -74,10 +73,20 @@ def test_a_dict_literal_is_not_a_tool_call(source: str) -> None:
     assert meant_code(source, "'{' was never closed") is None
 
 
+def test_a_valid_tool_call_is_code_that_runs() -> None:
+    # valid JSON is valid Python (a dict): it runs, so there is no syntax error to explain
+    assert meant_code('{"name": "run_python", "arguments": {"code": "x = 1"}}') is None
+
+
 def test_hints_name_the_mistake_and_offer_code_only_when_there_is_some() -> None:
     assert "escaped twice" in misencoded_hint("escaped twice", None)
     assert "valid Python" not in misencoded_hint("escaped twice", None)
-    assert misencoded_hint("escaped twice", "x = 1").endswith("which you can send as is")
+    short = misencoded_hint("escaped twice", "x = 1")
+    assert short.endswith(
+        "the valid Python below (indented here by 4 spaces: send it without them)"
+    )
+    clipped = misencoded_hint("escaped twice", "\n".join(f"x{i} = {i}" for i in range(20)))
+    assert clipped.endswith("valid Python that begins as below (indented here)")
     assert "only the Python source" in misencoded_hint("tool call", None)
 
 
@@ -106,3 +115,38 @@ def test_code_with_the_json_end_left_on(source: str, meant: str) -> None:
 def test_a_brace_that_is_code_is_not_a_json_tail() -> None:
     # without its last brace the code is no more valid: not the JSON's end
     assert meant_code('d = {"a": {"b": 1}}}', "unmatched '}'") is None
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param("import pandas as pd\nx = 1\n", id="valid-ending-in-a-newline"),
+        pytest.param('s = """a\\nb"""\nprint(s)', id="valid-with-an-escape-in-a-string"),
+    ],
+)  # fmt: skip
+def test_code_that_compiles_raised_its_syntax_error_at_run_time(source: str) -> None:
+    # e.g. from eval() or df.query(): nothing about how the code was sent
+    assert meant_code(source, "invalid syntax") is None
+
+
+def test_a_backslash_n_only_inside_a_string_is_not_called_escaped_twice() -> None:
+    line = 'print("a\\nb") \\ x'
+    assert meant_code(line, CONTINUATION, line) is None
+    assert meant_code("y = 1\\n\\nz", CONTINUATION, "y = 1\\n\\nz") is not None
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param("x = (" + " " * 30_000 + "1", id="long-run-of-spaces"),
+        pytest.param('"' * 20_000 + "(", id="long-run-of-quotes"),
+        pytest.param("x = " + "+1" * 5_000 + ")", id="deep-expression"),
+        pytest.param("-" * 50_000 + "1)", id="long-unary-chain"),
+        pytest.param("[" * 5_000 + "\\n", id="deep-nesting"),
+        pytest.param("x = (\n" + "y = 1\n" * 20_000, id="larger-than-examined"),
+    ],
+)  # fmt: skip
+def test_odd_or_huge_code_gets_an_answer_quickly(source: str) -> None:
+    start = time.perf_counter()
+    meant_code(source, CONTINUATION)  # no exception, whatever the answer
+    assert time.perf_counter() - start < 2.0

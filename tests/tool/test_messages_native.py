@@ -157,7 +157,7 @@ CASES = [
         ["SyntaxError: unexpected character after line continuation character",
          "Hint: the code arrived escaped twice: it holds the two characters \\n where a "
          "line break belongs",
-         "it is this valid Python, which you can send as is:\n"
+         "it is the valid Python below (indented here by 4 spaces: send it without them):\n"
          "    import pandas as pd\n    df = pd.read_csv('sales.csv')\n    df.head()"],
         id="syntax-error-escaped-twice-shows-the-code-as-meant",
     ),
@@ -176,7 +176,7 @@ CASES = [
         {},
         False,
         ["Hint: the code is a whole tool call written as JSON: the `code` argument must hold "
-         "only the Python source. Sent correctly, it is this valid Python",
+         "only the Python source. Sent correctly, it is the valid Python below",
          "    import pandas as pd\n    len(pd.read_csv('sales.csv'))"],
         id="syntax-error-tool-call-sent-as-code",
     ),
