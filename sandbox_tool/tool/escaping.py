@@ -32,8 +32,9 @@ Mistake = Literal["escaped twice", "tool call", "json tail"]
 
 _ESCAPE = re.compile(r"\\([nrt\"'\\])")
 _DECODED = {"n": "\n", "r": "", "t": "\t", '"': '"', "'": "'", "\\": "\\"}
-#: what a JSON wrapper leaves behind the code when the model closed it twice
-_TAIL = " \t\r\n\"'}"
+#: what a JSON wrapper leaves behind the code (``"}``, ``}, {" }``): its punctuation only
+_TAIL = frozenset(" \t\r\n\"'{}[],:\\")
+_MAX_TAIL, _MAX_CUTS = 200, 8
 #: the start of a tool call written as JSON, escaped or not
 _CALL_START = re.compile(r'\A\s*\{\s*\\*"(?:name|arguments|code)\\*"\s*:')
 _ARGUMENTS_KEY = re.compile(r'\\*"arguments\\*"\s*:')
@@ -60,10 +61,21 @@ def _compiles(code: str) -> bool:
 
 def _valid(candidate: str) -> str | None:
     """``candidate``, or it without a stray JSON tail, whichever is valid Python."""
-    if _compiles(candidate):
-        return candidate
-    trimmed = candidate.rstrip(_TAIL)
-    return trimmed if trimmed != candidate and _compiles(trimmed) else None
+    return candidate if _compiles(candidate) else _without_json_tail(candidate)
+
+
+def _without_json_tail(code: str) -> str | None:
+    """``code`` cut before the JSON punctuation it ends with, at the first closing brace
+    or quote where what is left is valid Python (a few cuts tried, the leftmost first)."""
+    start = len(code)
+    while start > 0 and code[start - 1] in _TAIL and len(code) - start < _MAX_TAIL:
+        start -= 1
+    cuts = [i for i in range(start, len(code)) if code[i] in "}\"'"][:_MAX_CUTS]
+    for cut in cuts:
+        kept = code[:cut].rstrip()
+        if _compiles(kept):
+            return kept
+    return None
 
 
 def _unescaped(source: str) -> str:
@@ -107,12 +119,12 @@ def meant_code(
             return "tool call", _valid(code) or _meant_if_escaped(code)
         if _ARGUMENTS_KEY.search(source):  # a call cut short, or not quite JSON
             return "tool call", None
+    trimmed = _without_json_tail(source)
+    if trimmed is not None:
+        return "json tail", trimmed
     meant = _meant_if_escaped(source)
     if meant is not None:
         return "escaped twice", meant
-    trimmed = source.rstrip(_TAIL)
-    if trimmed != source.rstrip() and _compiles(trimmed):
-        return "json tail", trimmed
     if "after line continuation character" in message and _escape_outside_strings(
         line if line is not None else source
     ):

@@ -105,6 +105,11 @@ def test_code_block_is_indented_and_clipped() -> None:
         pytest.param("import pandas as pd\nm = pd.Series([1.5]).mean().round(2)}",
                      "import pandas as pd\nm = pd.Series([1.5]).mean().round(2)", id="brace"),
         pytest.param('x = 1\nprint(x)"}', "x = 1\nprint(x)", id="quote-and-brace"),
+        pytest.param('import math; print(math.pi)}, {" }', "import math; print(math.pi)",
+                     id="recorded-brace-comma-brace"),
+        pytest.param('print(max([1, 2]))}, {\\" }"}', "print(max([1, 2]))",
+                     id="recorded-with-an-escaped-quote"),
+        pytest.param('d = {"a": {"b": 1}}}', 'd = {"a": {"b": 1}}', id="one-brace-too-many"),
     ],
 )  # fmt: skip
 def test_code_with_the_json_end_left_on(source: str, meant: str) -> None:
@@ -112,9 +117,9 @@ def test_code_with_the_json_end_left_on(source: str, meant: str) -> None:
     assert "left over from the tool call's JSON" in misencoded_hint("json tail", meant)
 
 
-def test_a_brace_that_is_code_is_not_a_json_tail() -> None:
-    # without its last brace the code is no more valid: not the JSON's end
-    assert meant_code('d = {"a": {"b": 1}}}', "unmatched '}'") is None
+def test_punctuation_whose_cut_leaves_broken_code_is_not_a_json_tail() -> None:
+    assert meant_code('d = {"a": [1, 2}', "closing parenthesis '}' does not match '['") is None
+    assert meant_code("x = f(1, 2}", "closing parenthesis '}' does not match '('") is None
 
 
 @pytest.mark.parametrize(
