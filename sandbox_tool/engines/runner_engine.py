@@ -30,19 +30,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sandbox_tool.budgets import Budgets
 from sandbox_tool.engines.base import Engine, EngineInfo
 from sandbox_tool.engines.environment_pools import EnvironmentPools
 from sandbox_tool.engines.isolation.base import Isolation
 from sandbox_tool.engines.runners import fontcache, requests
-from sandbox_tool.engines.runners.answers import AnswerContext, Fallback, to_result
+from sandbox_tool.engines.runners.answers import AnswerContext, read_fallback, to_result
 from sandbox_tool.engines.runners.driver import Exchange, RunnerChannel
 from sandbox_tool.engines.runners.gate import Gate
 from sandbox_tool.engines.runners.pool import WarmPool
 from sandbox_tool.engines.runners.runner import Runner
 from sandbox_tool.engines.runners.shared import SharedSandbox
 from sandbox_tool.engines.runners.starting import shielded, start_cold
-from sandbox_tool.engines.runners.template import TEMPLATE_BOOTSTRAP
+from sandbox_tool.engines.runners.template import template_argv, template_env
 from sandbox_tool.engines.runners.workspace import Workspace, remove_stale
 from sandbox_tool.environments.environment import Environment
 from sandbox_tool.environments.requirements import Requirement
@@ -148,7 +147,7 @@ class RunnerEngine(Engine):
             self._font_cache = fontcache.warm(self.interpreter)
             remove_stale(self.work_root)  # left by a host that died without cleaning up
             if self.warm or self.isolation.hosts_runners:
-                argv, env = self._template_argv(), self._template_env()
+                argv, env = template_argv(self.interpreter), template_env(self._font_cache)
                 preload = self.preload if self.warm else []
                 pool = WarmPool(
                     argv,
@@ -216,19 +215,6 @@ class RunnerEngine(Engine):
         argv = [python, "-I", "-B", "-c", protocol.BOOTSTRAP, requests.RUNNER_PARENT]
         return self.isolation.wrap_argv(argv, ws, options)
 
-    def _template_argv(self, python: str | None = None) -> list[str]:
-        python = python or self.interpreter
-        return [python, "-I", "-B", "-c", TEMPLATE_BOOTSTRAP, requests.RUNNER_PARENT]
-
-    def _template_env(self, font_cache: Path | None = None) -> dict[str, str]:
-        env = requests.base_env()
-        env["HOME"] = "/"
-        env["MPLBACKEND"] = "module://runner.mplbackend"
-        font_cache = font_cache or self._font_cache
-        if font_cache is not None:
-            env["MPLCONFIGDIR"] = str(font_cache)
-        return env
-
     def _fonts_of(self, env: Environment) -> Path | None:
         """matplotlib's font cache for an environment's interpreter (built once)."""
         if env.key not in self._env_fonts:
@@ -241,8 +227,8 @@ class RunnerEngine(Engine):
         and the packages the environment was asked for. Blocking."""
         extra = sorted(env.import_names(Requirement.parse(r).name for r in env.requested))
         return WarmPool(
-            self._template_argv(env.python),
-            env=self._template_env(self._fonts_of(env)),
+            template_argv(env.python),
+            env=template_env(self._fonts_of(env) or self._font_cache),
             preload=[*self.preload, *(m for m in extra if m not in self.preload)],
             make_workspace=lambda: Workspace.create(self.work_root, {}, None),
             make_setup=self._setup,
@@ -392,7 +378,7 @@ class RunnerEngine(Engine):
         if not ex.answered:
             if not ex.cut_short:  # the worker died: its supervisor says how, once it ended
                 supervisor = await channel.supervisor_report()
-            fallback = await asyncio.to_thread(_fallback, runner.ws, options)
+            fallback = await asyncio.to_thread(read_fallback, runner.ws, options)
         return to_result(ex, ctx, supervisor, fallback)
 
     async def open_session(self, options: ExecutionOptions, idle_timeout: float) -> Session:
@@ -441,16 +427,6 @@ def _close_pools(pool: WarmPool, env_pools: EnvironmentPools | None) -> None:
     pool.close()
     if env_pools is not None:
         env_pools.close()
-
-
-def _fallback(ws: Workspace, options: ExecutionOptions) -> Fallback:
-    """What a runner that did not answer left: its report file and its files (copied out
-    of its sandbox), read once it has ended. Blocking."""
-    from sandbox_tool.engines.runners.driver import parse_report
-
-    report = parse_report(ws.read_worker_report(Budgets.of(options).report_file_bytes))
-    artifacts, truncated = ws.collect_artifacts(options.max_artifact_bytes)
-    return Fallback(report, artifacts, truncated or ws.copy_out_cut_short())
 
 
 def _runnable(python: str) -> tuple[bool, str]:

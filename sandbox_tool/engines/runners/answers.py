@@ -15,9 +15,10 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox_tool.engines.runners.driver import Exchange
+from sandbox_tool.budgets import Budgets
+from sandbox_tool.engines.runners.driver import Exchange, parse_report
 from sandbox_tool.engines.runners.frames import ChannelError
-from sandbox_tool.engines.runners.workspace import mime_type, unique_name
+from sandbox_tool.engines.runners.workspace import Workspace, mime_type, unique_name
 from sandbox_tool.errors import (
     BuiltinNotAllowed,
     CpuLimitExceeded,
@@ -38,6 +39,7 @@ __all__ = [
     "AnswerContext",
     "artifacts_from_answer",
     "code_error",
+    "read_fallback",
     "to_result",
 ]
 
@@ -339,3 +341,11 @@ def artifacts_from_answer(
         kind = kind if kind in ("figure", "file") else "file"
         artifacts.append(Artifact(name=unique, kind=kind, data=data, mime_type=mime_type(unique)))
     return artifacts
+
+
+def read_fallback(ws: Workspace, options: ExecutionOptions) -> Fallback:
+    """What a runner that did not answer left: its report file and its files (copied out
+    of its sandbox), read once it has ended. Blocking."""
+    report = parse_report(ws.read_worker_report(Budgets.of(options).report_file_bytes))
+    artifacts, truncated = ws.collect_artifacts(options.max_artifact_bytes)
+    return Fallback(report, artifacts, truncated or ws.copy_out_cut_short())

@@ -10,14 +10,16 @@ import socket
 import subprocess
 import tempfile
 import threading
+from pathlib import Path
 from typing import Any, Protocol
 
+from sandbox_tool.engines.runners import requests
 from sandbox_tool.engines.runners.pipes import RunnerPipes
 from sandbox_tool.engines.runners.proctree import ProcessTree, kill_tree
 from sandbox_tool.errors import EngineError, EngineUnavailable
 from sandbox_tool.runner.protocol import ForkMessage, RunnerSetup
 
-__all__ = ["TEMPLATE_BOOTSTRAP", "Template", "TemplateLike"]
+__all__ = ["TEMPLATE_BOOTSTRAP", "Template", "TemplateLike", "template_argv", "template_env"]
 
 
 class TemplateLike(Protocol):
@@ -48,6 +50,21 @@ TEMPLATE_BOOTSTRAP = (
     "from runner.roles.template import main; main(int(sys.argv[2]))"
 )
 _READY_TIMEOUT = 120.0
+
+
+def template_argv(python: str) -> list[str]:
+    """The command that starts a template on ``python`` (the socket's fd number follows)."""
+    return [python, "-I", "-B", "-c", TEMPLATE_BOOTSTRAP, requests.RUNNER_PARENT]
+
+
+def template_env(font_cache: Path | None) -> dict[str, str]:
+    """A template's environment: the usual one, matplotlib's backend and font cache."""
+    env = requests.base_env()
+    env["HOME"] = "/"
+    env["MPLBACKEND"] = "module://runner.mplbackend"
+    if font_cache is not None:
+        env["MPLCONFIGDIR"] = str(font_cache)
+    return env
 
 
 class Template:
