@@ -305,7 +305,6 @@ class RunnerEngine(Engine):
     async def _finish_cold(self, runner: Runner, channel: RunnerChannel) -> None:
         """Wait for a runner no pool takes back to end (kill it after a while), then
         remove it."""
-        self._lent.pop(id(runner), None)
         ended = await channel.ended(_END_SECONDS)
         await channel.close()
         if not ended:
@@ -318,11 +317,10 @@ class RunnerEngine(Engine):
         the pool's thread, is scheduled behind the transports' closing callbacks, so it
         runs once the caller has resumed with its answer, not before (that thread would
         take the GIL from the caller)."""
-        env_key, env_pools = self._lent.get(id(runner)), self._env_pools
+        env_key, env_pools = self._lent.pop(id(runner), None), self._env_pools
         pool = self._pool if env_key is None or env_pools is None else env_pools.pool_of(env_key)
         if not warm or pool is None:
             return False
-        self._lent.pop(id(runner), None)
         channel.close_now()
         loop = asyncio.get_running_loop()
         loop.call_soon(pool.release, runner)

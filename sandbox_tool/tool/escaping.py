@@ -40,7 +40,7 @@ _CALL_START = re.compile(r'\A\s*\{\s*\\*"(?:name|arguments|code)\\*"\s*:')
 _ARGUMENTS_KEY = re.compile(r'\\*"arguments\\*"\s*:')
 #: a one-line string literal, to look for ``\n`` outside of them
 _STRING = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
-#: larger code is not examined (it would be compiled up to three times)
+#: larger code is not examined (it may be compiled up to 2 + 2 * _MAX_CUTS times)
 _MAX_SOURCE = 64 * 1024
 
 _MAX_LINES = 12

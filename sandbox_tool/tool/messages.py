@@ -226,7 +226,7 @@ def _execution_error(error: ExecutionError, ctx: MessageContext, source: str | N
         if error.exception in _SYNTAX_ERRORS
         else None
     )
-    if misencoded is not None:  # escaped twice, or a tool call: the code as it was meant
+    if misencoded is not None:  # escaped twice, a tool call, a JSON tail: the code as meant
         mistake, meant = misencoded
         lines.append(f"Hint: {misencoded_hint(mistake, meant)}{':' if meant else '.'}")
         lines += meant_code_lines(meant) if meant else []
