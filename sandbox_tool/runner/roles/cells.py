@@ -17,6 +17,10 @@ and the markers are in, and the sandbox is torn down afterwards, off the
 critical path. Otherwise the channel is a session: cells run in the same
 ``__main__`` until the host closes the channel.
 
+A worker that waits for its request (forked ahead, in a pool) first rehearses a cell
+(:func:`.worker.rehearse`), so that the pages of the template's heap its path writes are
+copied before the request comes, not while the caller waits.
+
 Before a cell's answer is sent, every process the cell started is killed and reaped
 (:mod:`..strays`): a session keeps its state in ``__main__``, not in processes.
 
@@ -28,6 +32,7 @@ is limited per channel. A cell that hits a limit ends the channel.
 from __future__ import annotations
 
 import os
+import select
 from typing import NoReturn
 
 from ..framing import HEADER, encode_frame, read_frame, write_all
@@ -58,6 +63,8 @@ def serve(setup: RunnerSetup, channel: int, isolation: IsolationSummary | None) 
     file instead, which the host reads once the runner has ended.
     """
     streams = [os.dup(1), os.dup(2)]
+    if not select.select([channel], [], [], 0)[0]:  # waiting in a pool: time to spare
+        worker.rehearse()
     first: ExecutionRequest | None = read_frame(channel)
     if first is None:
         _exit(0)
