@@ -8,7 +8,8 @@ engine depends on it:
 - a sandbox is a record under ``$MSB_HOME/double/`` (so the relay, another process,
   finds it by name); ``Sandbox.create`` "boots" it, or fails as a VM that cannot boot
   does (a bare ``MicrosandboxError`` and the cause in ``logs/runtime.log``) when
-  ``$MSB_HOME/double/fail-boot`` holds a runtime log, or takes the seconds
+  ``$MSB_HOME/double/fail-boot`` holds a runtime log (written that many seconds late
+  if ``$MSB_HOME/double/fail-boot-log-seconds`` says so), or takes the seconds
   ``$MSB_HOME/double/boot-seconds`` says;
 - an exec runs the command on this host in a private mount namespace where each of the
   sandbox's tmpfs volumes is a directory of its own (so the guest's work root and
@@ -26,10 +27,12 @@ import asyncio
 import contextlib
 import ctypes
 import enum
+import functools
 import json
 import os
 import shutil
 import signal
+import threading
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -409,7 +412,12 @@ class Sandbox:
         if failure.exists():
             logs = home.parent / "sandboxes" / name / "logs"
             logs.mkdir(parents=True, exist_ok=True)
-            (logs / "runtime.log").write_text(failure.read_text())
+            late = home / "fail-boot-log-seconds"
+            log = functools.partial((logs / "runtime.log").write_text, failure.read_text())
+            if late.exists():  # a runtime still writing its log as the SDK gives up
+                threading.Timer(float(late.read_text()), log).start()
+            else:
+                log()
             _save(name, {"status": "stopped", "volumes": {}, "network": False, "labels": {}})
             raise MicrosandboxError(
                 f'failed to start "{name}": sandbox process exited (exit '

@@ -87,9 +87,16 @@ def _machines(tmp_path: Path) -> Machines:
     )
 
 
-def test_a_failed_boot_is_unavailable_with_the_logs_cause(tmp_path: Path, msb_home: Path) -> None:
+@pytest.mark.parametrize("late", [None, 0.3], ids=["log-written", "log-written-late"])
+def test_a_failed_boot_is_unavailable_with_the_logs_cause(
+    tmp_path: Path, msb_home: Path, late: float | None
+) -> None:
+    """Also when the runtime writes its log just after the SDK reported the failure (a
+    loaded machine): the logs are read again for a moment."""
     (msb_home / "double").mkdir()
     (msb_home / "double" / "fail-boot").write_text(RUNTIME_LOG)
+    if late is not None:
+        (msb_home / "double" / "fail-boot-log-seconds").write_text(str(late))
     machines = _machines(tmp_path)
     try:
         with pytest.raises(EngineUnavailable) as raised:

@@ -48,6 +48,9 @@ _STEP_SECONDS = 120.0
 _ENGINE = "microsandbox"
 #: VM names are unique in this process, across engines (a name is replaced on create).
 _NAMES = itertools.count(1)
+#: How long a failed boot's logs are read again while they say nothing: the runtime may
+#: still be writing them when the SDK reports the failure (seen on a loaded machine).
+_LOG_WAIT_SECONDS, _LOG_POLL_SECONDS = 2.0, 0.05
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,16 @@ class Machines:
             return False
         return bool(handle.status == sdk.SandboxStatus.RUNNING)
 
+    async def _boot_cause(self, name: str) -> bootlog.BootFailure | None:
+        """The cause in failed VM ``name``'s logs, read again for up to
+        :data:`_LOG_WAIT_SECONDS` while they say nothing."""
+        deadline = asyncio.get_running_loop().time() + _LOG_WAIT_SECONDS
+        while (failure := bootlog.read_cause(self.home, name)) is None:
+            if asyncio.get_running_loop().time() >= deadline:
+                break
+            await asyncio.sleep(_LOG_POLL_SECONDS)
+        return failure
+
     async def _boot(self, key: VMKey) -> Machine:
         sdk, spec = self.sdk, self.spec
         name = f"{PREFIX}{self.owner}-{next(_NAMES)}"
@@ -208,7 +221,7 @@ class Machines:
         except sdk.MicrosandboxError as exc:
             # its logs stay where the message points (the next engine's sweep removes
             # them once this process is gone)
-            failure = bootlog.read_cause(self.home, name)
+            failure = await self._boot_cause(name)
             raise boot_error(exc, failure, str(bootlog.logs_dir(self.home, name))) from exc
         try:
             layers = await self._prepare(vm)
