@@ -15,7 +15,7 @@ import pytest
 from sandbox_tool import EngineUnavailable, PythonSandbox
 from sandbox_tool.engines.vm import bootlog, host
 from sandbox_tool.engines.vm.machines import Machines, VMSpec
-from sandbox_tool.engines.vm.sdk import VMKey
+from sandbox_tool.engines.vm.sdk import VMKey, boot_error_uses_logs
 
 from .conftest import DOUBLE, REPO, double_engine, needs_double
 
@@ -170,3 +170,17 @@ def test_the_real_sdk_on_this_host(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert "KVM_EXIT_INTERNAL_ERROR" in message
     else:  # an empty root file system: no Python to prepare the VM with, at best
         assert "microsandbox engine:" in message
+
+
+def test_the_logs_are_waited_for_only_where_the_message_uses_them() -> None:
+    """A boot error whose SDK class says more than the logs (a refused setting) does not
+    wait for them."""
+
+    class MicrosandboxError(Exception):
+        pass
+
+    class InvalidConfigError(MicrosandboxError):
+        pass
+
+    assert boot_error_uses_logs(MicrosandboxError("failed to start: exited before relay"))
+    assert not boot_error_uses_logs(InvalidConfigError("cpus must be at least 1"))

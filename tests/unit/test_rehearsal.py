@@ -5,6 +5,8 @@ comes next. Run in a fresh interpreter: ``run_code`` swaps the process's builtin
 from __future__ import annotations
 
 import json
+import os
+import resource
 import subprocess
 import sys
 
@@ -15,8 +17,8 @@ from sandbox_tool.runner.roles import worker
 
 main_before = sys.modules["__main__"]
 builtins_before = dict(builtins.__dict__)
+gc.disable()  # what the rehearsal made must be gone without a collection
 statuses = worker.rehearse()
-gc.collect()
 left = [o for o in gc.get_objects()
         if isinstance(o, types.ModuleType) and o.__name__ == "__rehearsal__"]
 print(json.dumps({
@@ -43,3 +45,21 @@ def test_a_rehearsal_runs_both_paths_and_leaves_nothing() -> None:
         "source_cached": False,
         "modules_left": 0,
     }
+
+
+def test_a_runner_rehearses_only_while_no_request_waits() -> None:
+    """``cells._readable`` decides: a request already on the channel (a cold runner, or one
+    forked on demand) is answered at once. Channels numbered past select's FD_SETSIZE
+    work too."""
+    from sandbox_tool.runner.roles.cells import _readable
+
+    r, w = os.pipe()
+    # a descriptor past FD_SETSIZE (1024) where this process may have one
+    fds = [r, os.dup2(r, 1500)] if resource.getrlimit(resource.RLIMIT_NOFILE)[0] > 1500 else [r]
+    try:
+        assert not any(_readable(fd) for fd in fds)
+        os.write(w, b"\0\0\0\2{}")
+        assert all(_readable(fd) for fd in fds)
+    finally:
+        for fd in {*fds, w}:
+            os.close(fd)

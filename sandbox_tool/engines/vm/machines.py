@@ -32,7 +32,14 @@ from typing import Any, TypeVar
 
 from sandbox_tool.engines.runners.runner import running
 from sandbox_tool.engines.vm import bootlog
-from sandbox_tool.engines.vm.sdk import VMKey, boot_error, create_kwargs, import_sdk, map_error
+from sandbox_tool.engines.vm.sdk import (
+    VMKey,
+    boot_error,
+    boot_error_uses_logs,
+    create_kwargs,
+    import_sdk,
+    map_error,
+)
 from sandbox_tool.errors import EngineUnavailable, SandboxError
 from sandbox_tool.runner import mux
 
@@ -221,7 +228,7 @@ class Machines:
         except sdk.MicrosandboxError as exc:
             # its logs stay where the message points (the next engine's sweep removes
             # them once this process is gone)
-            failure = await self._boot_cause(name)
+            failure = await self._boot_cause(name) if boot_error_uses_logs(exc) else None
             raise boot_error(exc, failure, str(bootlog.logs_dir(self.home, name))) from exc
         try:
             layers = await self._prepare(vm)

@@ -28,6 +28,7 @@ __all__ = [
     "GUEST_RESERVE_MIB",
     "VMKey",
     "boot_error",
+    "boot_error_uses_logs",
     "create_kwargs",
     "image_source",
     "import_sdk",
@@ -158,6 +159,12 @@ def map_error(exc: BaseException, *, what: str) -> SandboxError:
                 "Python 3.10+ as python3 (or pass guest_python=)"
             )
     return EngineError(f"microsandbox failed to {what} ({detail})")
+
+
+def boot_error_uses_logs(exc: BaseException) -> bool:
+    """Whether :func:`boot_error` gives ``exc`` the cause from the VM's logs (not when the
+    SDK's own error class says something more precise)."""
+    return isinstance(map_error(exc, what="boot the microVM"), EngineError)
 
 
 def boot_error(exc: BaseException, failure: BootFailure | None, logs: str) -> SandboxError:

@@ -17,9 +17,10 @@ and the markers are in, and the sandbox is torn down afterwards, off the
 critical path. Otherwise the channel is a session: cells run in the same
 ``__main__`` until the host closes the channel.
 
-A worker that waits for its request (forked ahead, in a pool) first rehearses a cell
-(:func:`.worker.rehearse`), so that the pages of the template's heap its path writes are
-copied before the request comes, not while the caller waits.
+A worker whose request is not on its channel yet (usually one forked ahead, waiting in
+a pool) first rehearses a cell (:func:`.worker.rehearse`), so that the pages of the
+template's heap its path writes are copied before the request comes, not while the
+caller waits.
 
 Before a cell's answer is sent, every process the cell started is killed and reaped
 (:mod:`..strays`): a session keeps its state in ``__main__``, not in processes.
@@ -54,6 +55,13 @@ from .answering import answer_ready, build_answer, files_of
 _write, _exit = os.write, os._exit
 
 
+def _readable(fd: int) -> bool:
+    """Whether ``fd`` has something to read now (poll: no FD_SETSIZE bound, as select has)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
 def serve(setup: RunnerSetup, channel: int, isolation: IsolationSummary | None) -> NoReturn:
     """Run cells from ``channel`` until the host closes it (or after one, for a one-shot).
 
@@ -63,8 +71,11 @@ def serve(setup: RunnerSetup, channel: int, isolation: IsolationSummary | None) 
     file instead, which the host reads once the runner has ended.
     """
     streams = [os.dup(1), os.dup(2)]
-    if not select.select([channel], [], [], 0)[0]:  # waiting in a pool: time to spare
-        worker.rehearse()
+    if not _readable(channel):  # usually a runner waiting in a pool: time to spare
+        try:
+            worker.rehearse()
+        except Exception:  # noqa: BLE001 - an optimisation: the request still runs
+            pass
     first: ExecutionRequest | None = read_frame(channel)
     if first is None:
         _exit(0)

@@ -349,6 +349,9 @@ def run_code(
             report = error
     else:
         report = _error_report(status, max_bytes)
+    # its traceback holds this frame, which holds it: a cycle that would keep the cell's
+    # objects (and a rehearsal's) alive until a garbage collection during the next cell
+    status = None
     del reserve
     figure_error = _capture_figures()
     if figure_error:
