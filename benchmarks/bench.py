@@ -277,7 +277,7 @@ async def bench_engine(name: str, warm: bool, runs: int, seconds: float, baselin
         for clients in (1, 2, 4):
             rate = await _throughput(sandbox, clients, seconds)
             print(f"{name} {path} throughput of b, {clients} client(s): {rate:7.1f} exec/s")
-        if warm and engine.supports_batch_scope:
+        if warm and getattr(engine, "supports_batch_scope", False):  # absent before 46ae4c2
             scoped = await _batch_scope(sandbox, seconds)
             print(f"{name} {path} throughput of b, batch scope, map with 2 slots: {scoped}")
     finally:
