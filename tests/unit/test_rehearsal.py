@@ -48,9 +48,8 @@ def test_a_rehearsal_runs_both_paths_and_leaves_nothing() -> None:
 
 
 def test_a_runner_rehearses_only_while_no_request_waits() -> None:
-    """``cells._readable`` decides: a request already on the channel (a cold runner, or one
-    forked on demand) is answered at once. Channels numbered past select's FD_SETSIZE
-    work too."""
+    """``cells._readable`` decides: a request already on the channel (usually a cold
+    runner's) is answered at once. Channels numbered past select's FD_SETSIZE work too."""
     from sandbox_tool.runner.roles.cells import _readable
 
     r, w = os.pipe()

@@ -210,11 +210,12 @@ class Machines:
     async def _boot_cause(self, name: str) -> bootlog.BootFailure | None:
         """The cause in failed VM ``name``'s logs, read again for up to
         :data:`_LOG_WAIT_SECONDS` while they say nothing."""
-        deadline = asyncio.get_running_loop().time() + _LOG_WAIT_SECONDS
-        while (failure := bootlog.read_cause(self.home, name)) is None:
-            if asyncio.get_running_loop().time() >= deadline:
-                break
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _LOG_WAIT_SECONDS
+        failure = bootlog.read_cause(self.home, name)
+        while failure is None and loop.time() < deadline:
             await asyncio.sleep(_LOG_POLL_SECONDS)
+            failure = bootlog.read_cause(self.home, name)
         return failure
 
     async def _boot(self, key: VMKey) -> Machine:

@@ -170,9 +170,8 @@ def boot_error_uses_logs(exc: BaseException) -> bool:
 def boot_error(exc: BaseException, failure: BootFailure | None, logs: str) -> SandboxError:
     """A VM that did not boot: unavailable, with the cause from its logs unless the SDK's
     own error class says something more precise."""
-    mapped = map_error(exc, what="boot the microVM")
-    if not isinstance(mapped, EngineError):
-        return mapped
+    if not boot_error_uses_logs(exc):
+        return map_error(exc, what="boot the microVM")
     cause = failure.describe() if failure is not None else f"its logs ({logs}) say nothing"
     return EngineUnavailable(
         f"microsandbox engine: the microVM did not boot: {cause} (the SDK said: {exc})",
